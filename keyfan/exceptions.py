@@ -1,0 +1,75 @@
+"""Every error Keyfan raises, under one root.
+
+Foreign errors (botocore, the Encryption SDK, aiokafka) are translated at the edge that calls them and
+re-raised ``from`` the original, so callers branch on Keyfan types only::
+
+    KeyfanError
+    ├── ConfigError                 bad registry or settings; fatal at start-up
+    ├── InvalidEvent                an event fails the contract; dead-lettered, never retried
+    ├── CryptoError
+    │   ├── AccessDenied            KMS/IAM refused this identity; final for this consumer
+    │   ├── KeyServiceUnavailable   KMS outage, throttling or unreachable; retry with backoff
+    │   └── CorruptMessage          truncated, malformed or undecryptable bytes; dead-lettered
+    │       └── TamperedMessage     decrypts, but context or event id disagree with the metadata
+    ├── PublishFailed               the broker did not acknowledge; retry
+    └── LocalStackError             the embedded stack could not start, stop or provision
+"""
+
+from __future__ import annotations
+
+
+class KeyfanError(Exception):
+    """Root of every Keyfan error."""
+
+
+class ConfigError(KeyfanError):
+    """The department registry or the settings are invalid."""
+
+
+class InvalidEvent(KeyfanError):
+    """An incoming event violates the contract.
+
+    ``reason`` is a short machine-readable slug (it becomes the DLQ reason attribute); the message is
+    for people and never carries payload values.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class CryptoError(KeyfanError):
+    """Base for encryption and decryption failures."""
+
+
+class AccessDenied(CryptoError):
+    """KMS refused the call for this identity: final, do not retry."""
+
+    def __init__(self, message: str, *, key_arn: str | None = None, principal: str | None = None) -> None:
+        super().__init__(message)
+        self.key_arn = key_arn
+        self.principal = principal
+
+
+class KeyServiceUnavailable(CryptoError):
+    """KMS is down, throttling or unreachable: transient, retry with backoff."""
+
+
+class CorruptMessage(CryptoError):
+    """The bytes are not a valid Keyfan envelope or Encryption SDK message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TamperedMessage(CorruptMessage):
+    """The ciphertext decrypts but is bound to other metadata than the record carries."""
+
+
+class PublishFailed(KeyfanError):
+    """The broker did not acknowledge a record."""
+
+
+class LocalStackError(KeyfanError):
+    """The embedded local stack failed to start, stop or provision."""

@@ -1,0 +1,103 @@
+"""Settings: frozen pydantic-settings objects, read from the environment by entrypoints only.
+
+Every service reads the same variable names locally and in production (``keyfan local env`` prints them).
+Standard AWS variables (``AWS_REGION``, ``AWS_ENDPOINT_URL``, credentials) are left to boto3, except the
+region which we also need for ARNs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, PositiveInt, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from keyfan.departments import DepartmentRegistry
+
+AlgorithmSuiteName = Literal["signed", "unsigned"]
+
+
+class KeyfanSettings(BaseSettings):
+    """What every Keyfan process needs."""
+
+    model_config = SettingsConfigDict(env_prefix="KEYFAN_", frozen=True, extra="ignore")
+
+    departments_file: Path = Path("departments.toml")
+    region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "KEYFAN_REGION")
+    )
+    # Role to assume at start. Locally each process assumes its own role, the way ECS hands a task its
+    # task role; on ECS leave it unset and the task role's credentials are used as they are.
+    role_arn: str | None = None
+
+    def registry(self) -> DepartmentRegistry:
+        return DepartmentRegistry.load(self.departments_file)
+
+
+class KafkaSettings(KeyfanSettings):
+    """Broker and topics."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "keyfan.events"
+    audit_topic: str = "keyfan.audit"
+    dlq_topic: str = "keyfan.dlq"
+    # Faust worker tuning; Tansu needs a short session timeout (see docs/architecture.md).
+    broker_session_timeout: float = 6.0
+    broker_heartbeat_interval: float = 1.5
+    web_port: int = 6066
+    data_dir: Path = Path(".keyfan/faust")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _strip_scheme(cls, value: str) -> str:
+        return ",".join(s.strip().removeprefix("kafka://") for s in value.split(",") if s.strip())
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{s}" for s in self.bootstrap_servers.split(","))
+
+
+class DataKeyCacheSettings(KeyfanSettings):
+    """Data-key caching: how long and how often one data key may be reused."""
+
+    cache_enabled: bool = True
+    cache_capacity: PositiveInt = 100
+    cache_max_age_seconds: float = 300.0
+    cache_max_messages: PositiveInt = 1_000_000
+
+
+class GeneratorSettings(KeyfanSettings):
+    """The generator Lambda."""
+
+    queue_url: str
+
+
+class OwnerSettings(KafkaSettings, DataKeyCacheSettings):
+    """The owner service."""
+
+    queue_url: str
+    dlq_url: str
+    poll_concurrency: PositiveInt = 4
+    poll_wait_seconds: int = Field(default=2, ge=0, le=20)
+    visibility_timeout_seconds: int = Field(default=30, ge=1)
+    max_body_bytes: PositiveInt = 256 * 1024
+    algorithm_suite: AlgorithmSuiteName = "signed"
+
+
+class ConsumerSettings(KafkaSettings, DataKeyCacheSettings):
+    """A department consumer."""
+
+    department: str
+    group_id: str | None = None
+    own_partitions: bool = False
+    # Accounts (and partition) whose KMS keys a discovery decryptor may call; empty means the caller's own.
+    discovery_accounts: tuple[str, ...] = ()
+    aws_partition: str = "aws"
+    denial_ttl_seconds: float = 30.0
+    retry_initial_seconds: float = 0.2
+    retry_max_seconds: float = 5.0
+
+    @property
+    def consumer_group(self) -> str:
+        return self.group_id or f"keyfan-{self.department}"
