@@ -25,7 +25,8 @@ class KeyfanSettings(BaseSettings):
 
     departments_file: Path = Path("departments.toml")
     region: str = Field(
-        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "KEYFAN_REGION")
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "KEYFAN_REGION"),
     )
     # Role to assume at start. Locally each process assumes its own role, the way ECS hands a task its
     # task role; on ECS leave it unset and the task role's credentials are used as they are.

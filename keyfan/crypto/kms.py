@@ -1,0 +1,242 @@
+"""The AWS Encryption SDK adapter: strict encryption for the owner, discovery decryption for consumers.
+
+The names state the trust posture. ``StrictKmsEncryptor`` encrypts only under the department keys it is
+given. ``DiscoveryKmsDecryptor`` lists no keys at all: it asks KMS to decrypt whatever key a message names
+(within a discovery filter of accounts), so IAM alone decides what a consumer can read, and a new grant
+works without a restart or redeploy.
+
+Foreign errors leave this module only as ``AccessDenied``, ``KeyServiceUnavailable`` or
+``CorruptMessage``. The SDK hides KMS's answer behind "Unable to decrypt any data key", so a
+``KmsObserver`` hooked into the botocore session records each KMS call and the last failure per thread.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import aws_encryption_sdk
+import botocore.session
+from aws_encryption_sdk.caches.local import LocalCryptoMaterialsCache
+from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
+from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy
+from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
+from aws_encryption_sdk.key_providers.kms import (
+    DiscoveryAwsKmsMasterKeyProvider,
+    DiscoveryFilter,
+    StrictAwsKmsMasterKeyProvider,
+)
+from aws_encryption_sdk.materials_managers.base import CryptoMaterialsManager
+from aws_encryption_sdk.materials_managers.caching import CachingCryptoMaterialsManager
+from aws_encryption_sdk.materials_managers.default import DefaultCryptoMaterialsManager
+from botocore.exceptions import BotoCoreError, ClientError
+
+from keyfan.crypto.errors import KmsFailure, classify_kms_failure
+from keyfan.crypto.ports import Decrypted, Encrypted
+from keyfan.exceptions import ConfigError, CorruptMessage, CryptoError, KeyServiceUnavailable
+
+SUITES: dict[str, Algorithm] = {
+    # Signed: a consumer holding the data key still cannot forge a message (encryptors and decryptors
+    # are different parties). Costs an ECDSA P-384 sign per encrypt and a verify per decrypt.
+    "signed": Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384,
+    # Unsigned: about 3-4x faster, but anyone who can decrypt could also produce a valid message.
+    "unsigned": Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
+}
+SuiteName = Literal["signed", "unsigned"]
+# A message naming more keys than this is rejected before any KMS call (denial-of-service guard).
+MAX_ENCRYPTED_DATA_KEYS = 4
+
+
+class KmsObserver:
+    """Counts KMS API calls and remembers the last failure of each thread, via botocore events."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def attach(self, session: botocore.session.Session) -> None:
+        session.register("before-call.kms", self._before_call)
+        session.register("after-call.kms", self._after_call)
+        session.register("after-call-error.kms", self._after_call_error)
+
+    @property
+    def total_calls(self) -> int:
+        with self._lock:
+            return sum(self.calls.values())
+
+    def reset_failure(self) -> None:
+        self._local.failure = None
+
+    @property
+    def last_failure(self) -> KmsFailure | None:
+        return getattr(self._local, "failure", None)
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls[model.name] += 1
+
+    def _after_call(self, http_response: Any, parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
+        status = getattr(http_response, "status_code", 200)
+        if status < 300:
+            return
+        error = parsed.get("Error", {}) if isinstance(parsed, Mapping) else {}
+        self._local.failure = KmsFailure(
+            operation=model.name,
+            code=str(error.get("Code") or status),
+            message=str(error.get("Message", "")),
+            status=status,
+        )
+
+    def _after_call_error(self, exception: Exception, model: Any, **_: Any) -> None:
+        self._local.failure = KmsFailure(
+            operation=model.name, code=None, message=type(exception).__name__, status=None
+        )
+
+
+def _materials_manager(
+    provider: StrictAwsKmsMasterKeyProvider | DiscoveryAwsKmsMasterKeyProvider,
+    *,
+    cache_capacity: int,
+    max_age: float,
+    max_messages: int,
+    enabled: bool,
+) -> CryptoMaterialsManager:
+    if not enabled:
+        return DefaultCryptoMaterialsManager(master_key_provider=provider)
+    return CachingCryptoMaterialsManager(
+        master_key_provider=provider,
+        cache=LocalCryptoMaterialsCache(capacity=cache_capacity),
+        max_age=float(max_age),
+        max_messages_encrypted=max_messages,
+    )
+
+
+def _client() -> aws_encryption_sdk.EncryptionSDKClient:
+    return aws_encryption_sdk.EncryptionSDKClient(
+        commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+        max_encrypted_data_keys=MAX_ENCRYPTED_DATA_KEYS,
+    )
+
+
+def _translate(exc: Exception, observer: KmsObserver, key_arn: str | None) -> CryptoError:
+    """One place where SDK and botocore errors become Keyfan errors."""
+    failure = observer.last_failure
+    if failure is not None:
+        return classify_kms_failure(failure, key_arn=key_arn)
+    if isinstance(exc, BotoCoreError):
+        return KeyServiceUnavailable(f"KMS unreachable: {type(exc).__name__}")
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return classify_kms_failure(KmsFailure(exc.operation_name, code, str(exc), status), key_arn=key_arn)
+    return CorruptMessage("undecryptable", f"{type(exc).__name__}: {exc}")
+
+
+class StrictKmsEncryptor:
+    """Encrypts each department's events under that department's key, and only that key."""
+
+    def __init__(
+        self,
+        key_ids: Mapping[str, str],
+        *,
+        botocore_session: botocore.session.Session,
+        suite: SuiteName = "signed",
+        cache_enabled: bool = True,
+        cache_capacity: int = 100,
+        cache_max_age_seconds: float = 300.0,
+        cache_max_messages: int = 1_000_000,
+        observer: KmsObserver | None = None,
+    ) -> None:
+        if not key_ids:
+            raise ConfigError("StrictKmsEncryptor needs at least one department key")
+        self.observer = observer or KmsObserver()
+        self.observer.attach(botocore_session)
+        self._algorithm = SUITES[suite]
+        self._client = _client()
+        self._managers: dict[str, CryptoMaterialsManager] = {
+            department: _materials_manager(
+                StrictAwsKmsMasterKeyProvider(key_ids=[key_id], botocore_session=botocore_session),
+                cache_capacity=cache_capacity,
+                max_age=cache_max_age_seconds,
+                max_messages=cache_max_messages,
+                enabled=cache_enabled,
+            )
+            for department, key_id in key_ids.items()
+        }
+        self._key_ids = dict(key_ids)
+
+    def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:
+        try:
+            manager = self._managers[department]
+        except KeyError:
+            raise ConfigError(f"no key configured for department {department!r}") from None
+        self.observer.reset_failure()
+        try:
+            ciphertext, header = self._client.encrypt(
+                source=plaintext,
+                materials_manager=manager,
+                encryption_context=dict(context),
+                algorithm=self._algorithm,
+            )
+        except (AWSEncryptionSDKClientError, BotoCoreError, ClientError) as exc:
+            raise _translate(exc, self.observer, self._key_ids[department]) from exc
+        key_arn = next(iter(header.encrypted_data_keys)).key_provider.key_info.decode("utf-8")
+        return Encrypted(ciphertext=ciphertext, key_arn=key_arn)
+
+
+class DiscoveryKmsDecryptor:
+    """Decrypts whatever IAM lets this identity decrypt; keys are discovered from each message."""
+
+    def __init__(
+        self,
+        *,
+        botocore_session: botocore.session.Session,
+        account_ids: tuple[str, ...],
+        partition: str = "aws",
+        cache_enabled: bool = True,
+        cache_capacity: int = 100,
+        cache_max_age_seconds: float = 300.0,
+        observer: KmsObserver | None = None,
+    ) -> None:
+        if not account_ids:
+            raise ConfigError("a discovery decryptor needs the account ids whose keys it may use")
+        self.observer = observer or KmsObserver()
+        self.observer.attach(botocore_session)
+        provider = DiscoveryAwsKmsMasterKeyProvider(
+            botocore_session=botocore_session,
+            discovery_filter=DiscoveryFilter(account_ids=list(account_ids), partition=partition),
+        )
+        self._manager = _materials_manager(
+            provider,
+            cache_capacity=cache_capacity,
+            max_age=cache_max_age_seconds,
+            max_messages=1,  # decrypt-side entries are not limited by message count
+            enabled=cache_enabled,
+        )
+        self._client = _client()
+
+    def key_arns(self, ciphertext: bytes) -> tuple[str, ...]:
+        try:
+            header = deserialize_header(io.BytesIO(ciphertext), MAX_ENCRYPTED_DATA_KEYS)[0]
+        except Exception as exc:  # any parse failure means the bytes are not an SDK message
+            raise CorruptMessage(
+                "bad_ciphertext", f"not an Encryption SDK message: {type(exc).__name__}"
+            ) from exc
+        return tuple(edk.key_provider.key_info.decode("utf-8") for edk in header.encrypted_data_keys)
+
+    def decrypt(self, ciphertext: bytes) -> Decrypted:
+        key_arns = self.key_arns(ciphertext)
+        self.observer.reset_failure()
+        try:
+            plaintext, header = self._client.decrypt(source=ciphertext, materials_manager=self._manager)
+        except (AWSEncryptionSDKClientError, BotoCoreError, ClientError) as exc:
+            raise _translate(exc, self.observer, key_arns[0] if key_arns else None) from exc
+        return Decrypted(
+            plaintext=plaintext,
+            encryption_context=dict(header.encryption_context),
+            key_arn=key_arns[0],
+        )

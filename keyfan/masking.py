@@ -1,0 +1,36 @@
+"""Masked hints of sensitive values, for people reading logs and reports. Never the value itself."""
+
+from __future__ import annotations
+
+
+def mask_tail(value: str, keep: int = 4, *, group: int = 4, sep: str = "-") -> str:
+    """``4111111111111111`` -> ``****-****-****-1111``."""
+    digits = "".join(ch for ch in value if ch.isalnum())
+    if len(digits) <= keep:
+        return "*" * len(digits)
+    hidden = len(digits) - keep
+    masked = "*" * hidden + digits[-keep:]
+    return sep.join(masked[i : i + group] for i in range(0, len(masked), group))
+
+
+def mask_card(number: str) -> str:
+    return mask_tail(number)
+
+
+def mask_iban(iban: str) -> str:
+    compact = iban.replace(" ", "")
+    return compact[:2] + "**" + " **** " + mask_tail(compact, 4, group=64, sep="")[-4:]
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+def mask_phone(phone: str) -> str:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return "***-***-" + digits[-4:] if len(digits) > 4 else "***"
+
+
+def mask_name(name: str) -> str:
+    return " ".join(part[:1] + "***" for part in name.split())

@@ -1,0 +1,104 @@
+"""The event contract: what an SQS message body is, and the typed payloads of the example departments.
+
+Pure data, no I/O. The envelope (what goes on the topic) is in ``keyfan.envelope``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+EventType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DepartmentEvent(_Strict):
+    """One SQS message body: a department event whose ``data`` is the sensitive payload."""
+
+    event_id: UUID
+    department: str
+    event_type: EventType
+    occurred_at: AwareDatetime
+    schema_version: int = Field(ge=1)
+    data: dict[str, Any]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class Address(_Strict):
+    street: str
+    city: str
+    postcode: str
+    country: str
+
+
+class LineItem(_Strict):
+    sku: str
+    product: str
+    quantity: int = Field(ge=1)
+    unit_price: Money
+
+
+class SalesOrder(_Strict):
+    """Payload of a ``sales`` event: an order."""
+
+    order_id: str
+    customer_id: str
+    customer_name: str
+    email: str
+    phone: str
+    address: Address
+    region: str
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    line_items: list[LineItem] = Field(min_length=1)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((item.unit_price * item.quantity for item in self.line_items), Decimal("0"))
+
+    @property
+    def entity_key(self) -> str:
+        return self.customer_id
+
+
+class FinancePayment(_Strict):
+    """Payload of a ``finance`` event: a card payment settled to an account."""
+
+    payment_id: str
+    account_id: str
+    card_number: str = Field(pattern=r"^\d{12,19}$")
+    iban: str = Field(pattern=r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
+    amount: Money
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+    @property
+    def entity_key(self) -> str:
+        return self.account_id
+
+
+# Departments with a typed payload. A department that is only in the registry (e.g. a new ``hr``) is
+# accepted with any JSON object as ``data``; its entity key is ``data["entity_id"]`` or the event id.
+PAYLOAD_MODELS: dict[str, type[SalesOrder] | type[FinancePayment]] = {
+    "sales": SalesOrder,
+    "finance": FinancePayment,
+}
+
+
+def entity_key(event: DepartmentEvent) -> str:
+    """The key that keeps one entity's events in one partition, in order."""
+    model = PAYLOAD_MODELS.get(event.department)
+    if model is not None:
+        return model.model_validate(event.data).entity_key
+    entity = event.data.get("entity_id")
+    return str(entity) if entity is not None else str(event.event_id)
