@@ -1,0 +1,204 @@
+"""Two small patches that make moto 5.2.5's KMS authorization behave like AWS's.
+
+1. **Key-scoped IAM.** moto authorizes a request against the resource returned by the response class's
+   ``_determine_resource``; KMS has none, so every KMS call is checked against ``"*"``. A policy that allows
+   one key ARN then denies every key (its own included) and a Deny on one ARN is ignored. We give
+   ``KmsResponse`` a ``_determine_resource`` that returns the key ARN the call really uses: from ``KeyId``
+   (key id, key ARN, alias name or alias ARN, aliases resolved), and for ``Decrypt``/``ReEncrypt`` from the
+   key id moto writes into the first 36 bytes of its ciphertext blob (AWS also authorizes Decrypt against the key
+   that encrypted the blob, whatever ``KeyId`` says).
+2. **The error shape.** moto denies with IAM's XML 403 ``AccessDenied``; KMS answers
+   ``AccessDeniedException`` as HTTP 400 JSON, and clients (ours, the Encryption SDK) branch on that code. We
+   swap the IAM request class used for KMS only, so other services keep moto's behaviour.
+
+The pure pieces (``kms_resource_arn``, ``key_id_from_ciphertext``, ``access_denied_message``) are unit-tested
+without a server; ``apply_patches`` checks moto's shapes and refuses to half-patch a moto it does not know.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+SUPPORTED_MOTO = "5.2.5"
+# moto's ciphertext blob: 36-byte key id, 12-byte IV, 16-byte tag, then the ciphertext (moto/kms/utils.py).
+_KEY_ID_LEN = 36
+_KEY_ID = re.compile(r"^(mrk-)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Actions whose key is named by the ciphertext rather than (or as well as) by a key id parameter.
+_CIPHERTEXT_ACTIONS = frozenset({"Decrypt", "ReEncrypt"})
+_KEY_PARAMS = ("KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId")
+
+_applied = False
+
+
+def key_id_from_ciphertext(blob: bytes) -> str | None:
+    """The key id moto embedded in its ciphertext blob, or None if the bytes are not a moto blob."""
+    if len(blob) < _KEY_ID_LEN:
+        return None
+    try:
+        candidate = blob[:_KEY_ID_LEN].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return candidate if _KEY_ID.match(candidate) else None
+
+
+def kms_resource_arn(
+    action: str,
+    params: Mapping[str, Any],
+    *,
+    region: str,
+    account: str,
+    partition: str = "aws",
+    alias_to_key_id: Callable[[str], str | None],
+) -> str:
+    """The ARN IAM must authorize this KMS call against; ``"*"`` for calls that name no key (ListKeys...).
+
+    ``params`` are the request's JSON parameters, with ``CiphertextBlob`` already base64-decoded to bytes.
+    Unknown aliases stay alias ARNs (the call then fails with NotFound after authorization, as on AWS).
+    """
+    prefix = f"arn:{partition}:kms:{region}:{account}"
+    if action in _CIPHERTEXT_ACTIONS:
+        blob = params.get("CiphertextBlob")
+        if isinstance(blob, bytes | bytearray):
+            key_id = key_id_from_ciphertext(bytes(blob))
+            if key_id:
+                return f"{prefix}:key/{key_id}"
+    for name in _KEY_PARAMS:
+        value = params.get(name)
+        if isinstance(value, str) and value:
+            return _key_arn(value, prefix, alias_to_key_id)
+    return "*"
+
+
+def _key_arn(key_ref: str, prefix: str, alias_to_key_id: Callable[[str], str | None]) -> str:
+    if key_ref.startswith("arn:"):
+        if ":alias/" not in key_ref:
+            return key_ref
+        alias = "alias/" + key_ref.split(":alias/", 1)[1]
+    elif key_ref.startswith("alias/"):
+        alias = key_ref
+    else:
+        return f"{prefix}:key/{key_ref}"
+    key_id = alias_to_key_id(alias)
+    return f"{prefix}:key/{key_id}" if key_id else f"{prefix}:{alias}"
+
+
+def access_denied_message(principal_arn: str, action: str, resource: str, *, explicit_deny: bool) -> str:
+    """Worded like AWS's KMS denial, so logs and assertions read the same locally and in the cloud."""
+    why = (
+        "with an explicit deny in an identity-based policy"
+        if explicit_deny
+        else f"because no identity-based policy allows the {action} action"
+    )
+    return f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} {why}"
+
+
+def decode_kms_params(body: bytes | str | None) -> dict[str, Any]:
+    """The JSON request body with ``CiphertextBlob`` base64-decoded; {} when it is not JSON."""
+    if not body:
+        return {}
+    try:
+        params = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(params, dict):
+        return {}
+    blob = params.get("CiphertextBlob")
+    if isinstance(blob, str):
+        try:
+            params["CiphertextBlob"] = base64.b64decode(blob, validate=True)
+        except (binascii.Error, ValueError):
+            params["CiphertextBlob"] = b""
+    return params
+
+
+def apply_patches() -> None:
+    """Patch moto's KMS response class in this process. Idempotent; raises if moto's shapes changed."""
+    global _applied
+    if _applied:
+        return
+
+    import moto
+    from moto.core.exceptions import JsonRESTError
+    from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
+    from moto.kms.responses import KmsResponse
+    from moto.utilities.utils import get_partition
+
+    _check_shapes(moto.__version__, KmsResponse, IAMRequest)
+
+    class KmsAccessDeniedException(JsonRESTError):
+        code = 400
+
+        def __init__(self, message: str) -> None:
+            super().__init__("AccessDeniedException", message)
+
+    class KmsIAMRequest(IAMRequest):
+        """IAM check for KMS calls: remembers the resource so the denial can name it, KMS-style."""
+
+        _resource = "*"
+
+        def check_action_permitted(self, resource: str) -> None:
+            self._resource = resource
+            super().check_action_permitted(resource)
+
+        def _raise_access_denied(self) -> None:
+            explicit = any(
+                IAMPolicy(policy).is_action_permitted(self._action, self._resource) == PermissionResult.DENIED
+                for policy in self._access_key.collect_policies()
+            )
+            raise KmsAccessDeniedException(
+                access_denied_message(
+                    self._access_key.arn, self._action, self._resource, explicit_deny=explicit
+                )
+            )
+
+    def _determine_resource(self: Any) -> str:
+        backend = self.kms_backend
+        return kms_resource_arn(
+            self._get_action(),
+            decode_kms_params(self.body),
+            region=self.region,
+            account=self.current_account,
+            partition=get_partition(self.region),
+            alias_to_key_id=backend.get_key_id_from_alias,
+        )
+
+    def _authenticate_and_authorize_normal_action(self: Any, resource: str = "*") -> None:
+        self._authenticate_and_authorize_action(KmsIAMRequest, resource)
+
+    KmsResponse._determine_resource = _determine_resource  # type: ignore[attr-defined]
+    KmsResponse._authenticate_and_authorize_normal_action = _authenticate_and_authorize_normal_action  # type: ignore[method-assign]
+    _applied = True
+
+
+def _check_shapes(version: str, kms_response: type, iam_request: type) -> None:
+    missing = [
+        name
+        for owner, name in (
+            (kms_response, "_authenticate_and_authorize_action"),
+            (kms_response, "_authenticate_and_authorize_normal_action"),
+            (kms_response, "_get_action"),
+            (kms_response, "kms_backend"),
+            (iam_request, "check_action_permitted"),
+            (iam_request, "_raise_access_denied"),
+        )
+        if not hasattr(owner, name)
+    ]
+    if missing or hasattr(kms_response, "_determine_resource"):
+        raise RuntimeError(
+            f"keyfan's KMS authorization patch targets moto {SUPPORTED_MOTO}; moto {version} differs "
+            f"(missing {missing or 'nothing'}, native _determine_resource: "
+            f"{hasattr(kms_response, '_determine_resource')}). Re-check keyfan/local/moto_patches.py."
+        )
+    if version != SUPPORTED_MOTO:
+        warnings.warn(
+            f"keyfan's KMS patch was written for moto {SUPPORTED_MOTO}, running {version}: shapes still "
+            "match, but re-run tests/e2e/test_iam_enforcement.py",
+            RuntimeWarning,
+            stacklevel=3,
+        )

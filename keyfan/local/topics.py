@@ -1,0 +1,68 @@
+"""Declare the Kafka topics on the local broker: what MSK + an ops runbook do in production.
+
+Tansu auto-creates a topic on first produce, with the wrong partition count; declaring every topic up front
+means a typo in a topic name fails loudly instead of silently creating a one-partition topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+
+from keyfan.exceptions import LocalStackError
+from keyfan.local.state import Topics
+
+T = TypeVar("T")
+
+
+def topic_partitions(topics: Topics) -> dict[str, int]:
+    """The shared topic carries every department's partitions; audit and DLQ are low-volume, one partition."""
+    return {topics.events: topics.partitions, topics.audit: 1, topics.dlq: 1}
+
+
+async def ensure_topics(bootstrap_servers: str, wanted: dict[str, int]) -> dict[str, int]:
+    """Create missing topics and grow the shared one when a department was added; return partition counts."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="keyfan-local-stack")
+    await admin.start()
+    try:
+        existing = await _partition_counts(admin, list(wanted))
+        missing = [
+            NewTopic(name, n, replication_factor=1) for name, n in wanted.items() if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+        grow = {name: NewPartitions(n) for name, n in wanted.items() if existing.get(name, n) < n}
+        if grow:
+            try:
+                await admin.create_partitions(grow)
+            except Exception as exc:
+                raise LocalStackError(
+                    f"cannot grow topics {sorted(grow)} on the local broker ({exc}); "
+                    "run `keyfan local down && keyfan local up` (the broker keeps records in memory only)"
+                ) from exc
+        return await _partition_counts(admin, list(wanted))
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    listed = set(await admin.list_topics())
+    present = [n for n in names if n in listed]
+    if not present:
+        return {}
+    described = await admin.describe_topics(present)
+    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, even when the caller already sits inside an event loop (async tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
