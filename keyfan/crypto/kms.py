@@ -91,9 +91,10 @@ class KmsObserver:
             status=status,
         )
 
-    def _after_call_error(self, exception: Exception, model: Any, **_: Any) -> None:
+    def _after_call_error(self, exception: Exception, event_name: str, **_: Any) -> None:
+        # No HTTP answer at all (refused, timed out): botocore names the operation only in the event name.
         self._local.failure = KmsFailure(
-            operation=model.name, code=None, message=type(exception).__name__, status=None
+            operation=event_name.rsplit(".", 1)[-1], code=None, message=type(exception).__name__, status=None
         )
 
 
