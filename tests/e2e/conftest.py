@@ -1,0 +1,50 @@
+"""Shared fixtures for e2e tests: one real local stack (Tansu + patched moto, IAM on) for the whole session.
+
+Usage in any e2e test::
+
+    def test_something(local_stack):
+        env = {**os.environ, **local_stack.env_for("owner")}     # start a service as the owner
+        kms = local_stack.session_for("sales").client("kms")      # act as the sales consumer
+        truth = local_stack.admin_session().client("sqs")         # ground truth, may do anything
+        local_stack.bootstrap_servers, local_stack.topics.events, local_stack.queue_url
+
+The stack lives in a temporary state dir, never the user's ``.keyfan/``, and is torn down at the end of the
+session; the teardown fails the session if any of its processes survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from keyfan.local import LocalStack
+from keyfan.local.processes import pid_alive
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is an e2e test, whether or not its module says so."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack = LocalStack(
+        tmp_path_factory.mktemp("keyfan-state"),
+        departments_file=REPO / "departments.toml",
+        iac_dir=REPO / "iac",
+    )
+    stack.up()
+    pids = [p.pid for p in stack.state.processes()]
+    try:
+        yield stack
+    finally:
+        stack.down()
+        survivors = [pid for pid in pids if pid_alive(pid)]
+        assert not survivors, f"local stack processes still running after down: {survivors}"

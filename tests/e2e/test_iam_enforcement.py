@@ -1,0 +1,154 @@
+"""IAM really decides who may use which key: against the real moto server with auth on, policies from iac/.
+
+Plain boto3 KMS calls, so a failure here points at the policies or the moto patch, not at Keyfan code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from keyfan.local import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+DEPARTMENTS = ("sales", "finance")
+
+
+@pytest.fixture(scope="module")
+def ciphertexts(local_stack: LocalStack) -> dict[str, bytes]:
+    """One ciphertext per department key, made by the admin (ground truth, not the code under test)."""
+    kms = local_stack.admin_session().client("kms")
+    return {
+        dept: kms.encrypt(
+            KeyId=local_stack.state.departments[dept].key_arn,
+            Plaintext=f"for {dept}".encode(),
+            EncryptionContext={"department": dept},
+        )["CiphertextBlob"]
+        for dept in DEPARTMENTS
+    }
+
+
+def assert_denied(call: Callable[[], Any], action: str, resource: str | None = None) -> None:
+    with pytest.raises(ClientError) as caught:
+        call()
+    error = caught.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException", error
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert f"is not authorized to perform: {action}" in error["Message"]
+    if resource is not None:
+        assert f"on resource: {resource}" in error["Message"]
+
+
+@pytest.mark.parametrize(("reader", "other"), [("sales", "finance"), ("finance", "sales")])
+def test_department_decrypts_own_key_only(
+    local_stack: LocalStack, ciphertexts: dict[str, bytes], reader: str, other: str
+) -> None:
+    # Given the department's consumer identity, as its service would hold it (runner -> AssumeRole)
+    kms = local_stack.session_for(reader).client("kms")
+    keys = local_stack.state.departments
+
+    # When it decrypts its own department's ciphertext, then it gets the plaintext
+    own = kms.decrypt(CiphertextBlob=ciphertexts[reader], EncryptionContext={"department": reader})
+    assert own["Plaintext"] == f"for {reader}".encode()
+    assert own["KeyId"] == keys[reader].key_arn
+
+    # When it decrypts the other department's ciphertext, then KMS denies it, naming the other key
+    assert_denied(
+        lambda: kms.decrypt(CiphertextBlob=ciphertexts[other], EncryptionContext={"department": other}),
+        "kms:Decrypt",
+        keys[other].key_arn,
+    )
+    # Naming the key explicitly changes nothing
+    assert_denied(
+        lambda: kms.decrypt(CiphertextBlob=ciphertexts[other], KeyId=keys[other].key_arn), "kms:Decrypt"
+    )
+
+
+def test_department_cannot_encrypt(local_stack: LocalStack) -> None:
+    # Consumers read; only the owner writes.
+    kms = local_stack.session_for("sales").client("kms")
+    key = local_stack.state.departments["sales"].key_arn
+    assert_denied(lambda: kms.generate_data_key(KeyId=key, KeySpec="AES_256"), "kms:GenerateDataKey")
+
+
+def test_runner_has_no_kms_grant(local_stack: LocalStack, ciphertexts: dict[str, bytes]) -> None:
+    kms = local_stack.session_for("runner").client("kms")
+    for dept in DEPARTMENTS:
+        assert_denied(lambda dept=dept: kms.decrypt(CiphertextBlob=ciphertexts[dept]), "kms:Decrypt")
+
+
+def test_runner_assumes_only_keyfan_roles(local_stack: LocalStack) -> None:
+    # Given a role outside the stack whose trust policy does admit the runner
+    runner = local_stack.state.runner
+    assert runner is not None
+    iam = local_stack.admin_session().client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": runner.user_arn}, "Action": "sts:AssumeRole"}],
+    }
+    stranger = iam.create_role(RoleName="not-keyfan", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+        "Arn"
+    ]
+    try:
+        # When the runner assumes it, then its own policy (AssumeRole on keyfan roles only) refuses
+        sts = local_stack.session_for("runner").client("sts")
+        with pytest.raises(ClientError) as caught:
+            sts.assume_role(RoleArn=stranger, RoleSessionName="nope")
+        assert "AccessDenied" in caught.value.response["Error"]["Code"]
+        # And it can assume a keyfan role
+        owner = local_stack.state.platform
+        assert owner is not None
+        assert sts.assume_role(RoleArn=owner.owner_role_arn, RoleSessionName="ok")["Credentials"]
+    finally:
+        iam.delete_role(RoleName="not-keyfan")
+
+
+def test_generator_has_no_kms_but_can_send(local_stack: LocalStack, ciphertexts: dict[str, bytes]) -> None:
+    session = local_stack.session_for("generator")
+    kms = session.client("kms")
+    key = local_stack.state.departments["sales"].key_arn
+    assert_denied(lambda: kms.encrypt(KeyId=key, Plaintext=b"x"), "kms:Encrypt")
+    assert_denied(lambda: kms.generate_data_key(KeyId=key, KeySpec="AES_256"), "kms:GenerateDataKey")
+    assert_denied(lambda: kms.decrypt(CiphertextBlob=ciphertexts["sales"]), "kms:Decrypt")
+
+    sent = session.client("sqs").send_message(QueueUrl=local_stack.queue_url, MessageBody='{"probe": true}')
+    assert sent["MessageId"]
+    # Ground truth: the message is there (read and delete it with the admin so other tests see a clean queue)
+    sqs = local_stack.admin_session().client("sqs")
+    got = sqs.receive_message(QueueUrl=local_stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    probes = [m for m in got.get("Messages", []) if m["Body"] == '{"probe": true}']
+    assert probes
+    for message in probes:
+        sqs.delete_message(QueueUrl=local_stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_owner_encrypts_under_every_key_but_cannot_decrypt(local_stack: LocalStack) -> None:
+    kms = local_stack.session_for("owner").client("kms")
+    for dept, resources in local_stack.state.departments.items():
+        data_key = kms.generate_data_key(
+            KeyId=resources.key_arn, KeySpec="AES_256", EncryptionContext={"department": dept}
+        )
+        assert data_key["KeyId"] == resources.key_arn
+        # The alias works too (the owner encrypts by alias from the registry)
+        sealed = kms.encrypt(
+            KeyId=resources.key_alias, Plaintext=b"x", EncryptionContext={"department": dept}
+        )
+        assert sealed["KeyId"] == resources.key_arn
+        assert_denied(
+            lambda blob=sealed["CiphertextBlob"], dept=dept: kms.decrypt(
+                CiphertextBlob=blob, EncryptionContext={"department": dept}
+            ),
+            "kms:Decrypt",
+            resources.key_arn,
+        )
+        assert_denied(
+            lambda blob=data_key["CiphertextBlob"], dept=dept: kms.decrypt(
+                CiphertextBlob=blob, EncryptionContext={"department": dept}
+            ),
+            "kms:Decrypt",
+        )
