@@ -61,7 +61,7 @@ def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Kms]:
         key_arn = client.create_key()["KeyMetadata"]["Arn"]  # 1
         client.create_alias(AliasName="alias/keyfan-sales", TargetKeyId=key_arn)  # 2
         iam = boto3.client("iam", region_name=REGION)
-        allow_all_kms = {
+        allow_all_kms: dict[str, object] = {
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}],
         }
