@@ -145,6 +145,8 @@ class LocalStack:
         self.iac_dir = (iac_dir or default_iac_dir()).resolve()
         self.region = region
         self.name_prefix = name_prefix
+        # What the last provision did beyond CloudFormation (topics created or re-created), for the CLI.
+        self.last_notes: list[str] = []
 
     # ---------------------------------------------------------------- state
     @property
@@ -398,7 +400,9 @@ class LocalStack:
         wanted = state.topics.model_copy(update={"partitions": registry.partition_count})
         if state.bootstrap_servers is None:
             raise LocalStackError("the local stack has no broker")
-        topics.run_sync(topics.ensure_topics(state.bootstrap_servers, topics.topic_partitions(wanted)))
+        self.last_notes = topics.run_sync(
+            topics.ensure_topics(state.bootstrap_servers, topics.topic_partitions(wanted))
+        )
         state = state.model_copy(
             update={
                 "platform": platform,

@@ -24,29 +24,52 @@ def topic_partitions(topics: Topics) -> dict[str, int]:
     return {topics.events: topics.partitions, topics.audit: 1, topics.dlq: 1}
 
 
-async def ensure_topics(bootstrap_servers: str, wanted: dict[str, int]) -> dict[str, int]:
-    """Create missing topics and grow the shared one when a department was added; return partition counts."""
+async def ensure_topics(bootstrap_servers: str, wanted: dict[str, int]) -> list[str]:
+    """Create missing topics and grow the shared one when a department was added; return what was done.
+
+    Tansu does not implement CreatePartitions, so a topic that must grow is deleted and re-created: its
+    records are lost, which the memory-only local broker makes acceptable (and the note says so).
+    """
+    notes: list[str] = []
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="keyfan-local-stack")
     await admin.start()
     try:
         existing = await _partition_counts(admin, list(wanted))
+        grow = {name: n for name, n in wanted.items() if name in existing and existing[name] < n}
+        for name, n in grow.items():
+            try:
+                await admin.create_partitions({name: NewPartitions(n)})
+                notes.append(f"topic {name}: grown to {n} partitions")
+            except Exception:
+                await admin.delete_topics([name])
+                await _await_gone(admin, name)
+                existing.pop(name)
+                notes.append(
+                    f"topic {name}: re-created with {n} partitions (the broker cannot add partitions; "
+                    "its records were dropped, restart its consumers)"
+                )
         missing = [
             NewTopic(name, n, replication_factor=1) for name, n in wanted.items() if name not in existing
         ]
         if missing:
             await admin.create_topics(missing)
-        grow = {name: NewPartitions(n) for name, n in wanted.items() if existing.get(name, n) < n}
-        if grow:
-            try:
-                await admin.create_partitions(grow)
-            except Exception as exc:
-                raise LocalStackError(
-                    f"cannot grow topics {sorted(grow)} on the local broker ({exc}); "
-                    "run `keyfan local down && keyfan local up` (the broker keeps records in memory only)"
-                ) from exc
-        return await _partition_counts(admin, list(wanted))
+            notes += [f"topic {t.name}: created with {t.num_partitions} partitions" for t in missing]
+        final = await _partition_counts(admin, list(wanted))
+        wrong = {name: final.get(name) for name, n in wanted.items() if final.get(name) != n}
+        if wrong:
+            raise LocalStackError(f"topics not as declared on the local broker: {wrong} (wanted {wanted})")
+        return notes
     finally:
         await admin.close()
+
+
+async def _await_gone(admin: AIOKafkaAdminClient, name: str, within: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while name in set(await admin.list_topics()):
+        if loop.time() > deadline:
+            raise LocalStackError(f"topic {name} still exists {within:.0f}s after deleting it")
+        await asyncio.sleep(0.1)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
