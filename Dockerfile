@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# One image for the owner service and every department consumer; the command picks which:
+#   docker run IMAGE                                  -> python -m owner_service (the default)
+#   docker run IMAGE python -m sales_consumer         -> the sales consumer (likewise finance_consumer)
+#   docker run IMAGE keyfan local ...                 -> the CLI (compose uses it for provisioning)
+# Pin the base image by digest for production (python:3.11.14-slim-bookworm@sha256:...).
+
+# ---------------------------------------------------------------- builder: wheels only
+FROM python:3.11.14-slim-bookworm AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+# Dependencies first (cached until requirements.lock changes): every runtime dependency, exact versions.
+COPY requirements.lock ./
+RUN pip wheel --no-cache-dir --wheel-dir /wheels --requirement requirements.lock
+# Then Keyfan itself, without re-resolving its dependencies.
+COPY pyproject.toml README.m[d] departments.toml ./
+COPY keyfan ./keyfan
+COPY owner_service ./owner_service
+COPY sales_consumer ./sales_consumer
+COPY finance_consumer ./finance_consumer
+COPY lambda_generator ./lambda_generator
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# ---------------------------------------------------------------- runtime: no compiler, no pip cache, no root
+FROM python:3.11.14-slim-bookworm
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    KEYFAN_DEPARTMENTS_FILE=/app/departments.toml \
+    KEYFAN_DATA_DIR=/app/.keyfan/faust \
+    KEYFAN_WEB_PORT=6066
+# The wheels are bind-mounted from the builder, never copied into a layer; --no-index installs exactly the
+# pinned wheels (keyfan's own dependency ranges are satisfied by requirements.lock).
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/keyfan-*.whl \
+    && useradd --system --create-home --uid 10001 --user-group keyfan \
+    && mkdir -p /app/.keyfan/faust \
+    && chown -R keyfan:keyfan /app
+WORKDIR /app
+COPY --chown=keyfan:keyfan departments.toml ./
+USER 10001:10001
+EXPOSE 6066
+# The Faust web server serves /metrics; slim images have no curl, so ask Python.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('KEYFAN_WEB_PORT', '6066') + '/metrics', timeout=3)"]
+CMD ["python", "-m", "owner_service"]
