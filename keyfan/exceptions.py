@@ -12,6 +12,7 @@ re-raised ``from`` the original, so callers branch on Keyfan types only::
     │   └── CorruptMessage          truncated, malformed or undecryptable bytes; dead-lettered
     │       └── TamperedMessage     decrypts, but context or event id disagree with the metadata
     ├── PublishFailed               the broker did not acknowledge; retry
+    ├── QueueUnavailable            an SQS call failed (outage, throttling, denial); retry later
     └── LocalStackError             the embedded stack could not start, stop or provision
 """
 
@@ -69,6 +70,14 @@ class TamperedMessage(CorruptMessage):
 
 class PublishFailed(KeyfanError):
     """The broker did not acknowledge a record."""
+
+
+class QueueUnavailable(KeyfanError):
+    """An SQS call failed; the message stays (or reappears) in the queue."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LocalStackError(KeyfanError):

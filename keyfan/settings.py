@@ -84,6 +84,12 @@ class OwnerSettings(KafkaSettings, DataKeyCacheSettings):
     visibility_timeout_seconds: int = Field(default=30, ge=1)
     max_body_bytes: PositiveInt = 256 * 1024
     algorithm_suite: AlgorithmSuiteName = "signed"
+    # Transient failures (KMS or broker down) are retried in-process with this backoff, extending the
+    # message's visibility, so an outage does not burn SQS receive counts towards the redrive.
+    retry_initial_seconds: float = Field(default=0.5, gt=0)
+    retry_max_seconds: float = Field(default=15.0, gt=0)
+    publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
 
 
 class ConsumerSettings(KafkaSettings, DataKeyCacheSettings):

@@ -1,0 +1,360 @@
+"""The owner's pipeline: one SQS message -> validated event -> encrypted record -> broker ack -> delete.
+
+Pure async logic behind small seams (queue, dead-letter queue, encryptor, publisher), so unit tests drive
+it with fakes and the Faust service only wires real adapters. Blocking calls (boto3, the Encryption SDK)
+run in threads so one slow call never stalls the event loop.
+
+Outcomes, and what happens to the SQS message:
+
+    invalid body (any reason)        -> copied to the DLQ with a ``reason`` attribute, then deleted
+    published (broker acknowledged)  -> deleted (only now: at-least-once)
+    KMS unavailable / publish failed -> kept; retried in-process with backoff while its visibility is
+                                        extended; on shutdown released for the next worker
+    KMS AccessDenied                 -> kept; released after a backoff; SQS's redrive dead-letters it
+                                        after maxReceiveCount (the owner role is misconfigured)
+
+Counting, at every moment: received = published + dead-lettered + released + in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from keyfan.crypto import Encryptor
+from keyfan.departments import DepartmentRegistry
+from keyfan.envelope import Headers, RecordMetadata, encryption_context, seal
+from keyfan.exceptions import (
+    AccessDenied,
+    InvalidEvent,
+    KeyServiceUnavailable,
+    PublishFailed,
+    QueueUnavailable,
+)
+from keyfan.metrics import OwnerMetrics
+from keyfan.models import entity_key
+from keyfan.routing import partition_for, record_key
+from keyfan.sqs import QueueMessage
+from keyfan.validation import parse_event
+
+log = logging.getLogger("keyfan.owner")
+
+
+class Outcome(StrEnum):
+    PUBLISHED = "published"
+    DEAD_LETTERED = "dead_lettered"
+    RELEASED = "released"  # left in SQS for a later retry (transient failure, denial or shutdown)
+
+
+class Publisher(Protocol):
+    async def publish(self, *, topic: str, partition: int, key: bytes, value: bytes, headers: Headers) -> int:
+        """Send one record and wait for the broker's acknowledgement; the offset. Raises ``PublishFailed``."""
+        ...
+
+
+class WorkQueue(Protocol):
+    def receive(
+        self, *, max_messages: int = 10, wait_seconds: int = 2, visibility_timeout: int | None = None
+    ) -> list[QueueMessage]: ...
+
+    def delete(self, message: QueueMessage) -> None: ...
+
+    def change_visibility(self, message: QueueMessage, seconds: int) -> None: ...
+
+
+class DeadLetterQueue(Protocol):
+    def send_dead_letter(self, message: QueueMessage, *, reason: str) -> str: ...
+
+
+def key_arns_for(
+    registry: DepartmentRegistry, *, region: str, account: str, partition: str = "aws"
+) -> dict[str, str]:
+    """Each department's key as the ARN of its alias (what the strict encryptor and IAM policies name)."""
+    return {dept.name: f"arn:{partition}:kms:{region}:{account}:{dept.key_alias}" for dept in registry}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    initial_seconds: float = 0.5
+    max_seconds: float = 15.0
+    # None: retry transient failures in-process until they succeed or the service stops.
+    max_attempts: int | None = None
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff for the ``attempt``-th retry (1-based)."""
+        ceiling = min(self.max_seconds, self.initial_seconds * 2 ** max(0, attempt - 1))
+        return ceiling * (0.5 + random.random() / 2)
+
+
+class OwnerPipeline:
+    """Processes one message at a time per call; safe to call concurrently."""
+
+    def __init__(
+        self,
+        *,
+        registry: DepartmentRegistry,
+        encryptor: Encryptor,
+        publisher: Publisher,
+        queue: WorkQueue,
+        dead_letters: DeadLetterQueue,
+        topic: str,
+        max_body_bytes: int,
+        visibility_timeout: int = 30,
+        retry: RetryPolicy | None = None,
+        metrics: OwnerMetrics | None = None,
+    ) -> None:
+        self.registry = registry
+        self.encryptor = encryptor
+        self.publisher = publisher
+        self.queue = queue
+        self.dead_letters = dead_letters
+        self.topic = topic
+        self.max_body_bytes = max_body_bytes
+        self.visibility_timeout = visibility_timeout
+        self.retry = retry or RetryPolicy()
+        self.metrics = metrics or OwnerMetrics()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop retrying: messages waiting for a retry are released to SQS for the next worker."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def handle(self, message: QueueMessage) -> Outcome:
+        """Take one message to a final outcome for this worker; never raises."""
+        m = self.metrics
+        m.received.inc()
+        if message.receive_count > 1:
+            m.redelivered.inc()
+        m.in_flight.inc()
+        started = time.monotonic()
+        outcome = Outcome.RELEASED
+        try:
+            outcome = await self._handle(message)
+        except Exception:  # last resort: the message stays in SQS and is redelivered
+            log.exception("unexpected failure", extra={"message_id": message.message_id})
+            await self._release(message, "error", self.retry.delay(message.receive_count))
+        finally:
+            m.in_flight.dec()
+            m.latency.labels(outcome.value).observe(time.monotonic() - started)
+        return outcome
+
+    async def _handle(self, message: QueueMessage) -> Outcome:
+        try:
+            event = parse_event(message.body, self.registry, max_bytes=self.max_body_bytes)
+        except InvalidEvent as exc:
+            return await self._dead_letter(message, exc)
+        department = self.registry.get(event.department)
+        entity = entity_key(event)
+        partition = partition_for(department, entity)
+        key = record_key(department, entity)
+        context = encryption_context(event.department, event.event_type, event.schema_version, self.topic)
+        plaintext = seal(event)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                encrypted = await asyncio.to_thread(
+                    self.encryptor.encrypt, department.name, plaintext, context
+                )
+                headers = RecordMetadata.for_event(
+                    event, key_arn=encrypted.key_arn, produced_at=time.time()
+                ).to_headers()
+                offset = await self.publisher.publish(
+                    topic=self.topic,
+                    partition=partition,
+                    key=key,
+                    value=encrypted.ciphertext,
+                    headers=headers,
+                )
+                break
+            except AccessDenied as exc:
+                # Not a payload problem: the owner role cannot use this key. Leave it to SQS's redrive.
+                log.error(
+                    "KMS denied the owner: check the owner role's key permissions",
+                    extra={
+                        "message_id": message.message_id,
+                        "department": department.name,
+                        "key_arn": exc.key_arn,
+                        "principal": exc.principal,
+                        "receive_count": message.receive_count,
+                    },
+                )
+                await self._release(message, "access_denied", self.retry.delay(message.receive_count))
+                return Outcome.RELEASED
+            except (KeyServiceUnavailable, PublishFailed) as exc:
+                cause = "kms_unavailable" if isinstance(exc, KeyServiceUnavailable) else "publish_failed"
+                exhausted = self.retry.max_attempts is not None and attempt >= self.retry.max_attempts
+                delay = self.retry.delay(attempt)
+                log.warning(
+                    "transient failure, will retry",
+                    extra={
+                        "message_id": message.message_id,
+                        "cause": cause,
+                        "error": str(exc),
+                        "attempt": attempt,
+                        "retry_in_seconds": round(delay, 2),
+                    },
+                )
+                if exhausted or self.stopping:
+                    await self._release(message, cause, 0 if self.stopping else delay)
+                    return Outcome.RELEASED
+                if not await self._wait_extending(message, delay):
+                    await self._release(message, cause, 0)
+                    return Outcome.RELEASED
+        try:
+            await asyncio.to_thread(self.queue.delete, message)
+        except QueueUnavailable as exc:
+            # Published but not deleted: SQS will redeliver it and it will be published twice (at-least-once).
+            self.metrics.delete_failures.inc()
+            log.warning(
+                "delete after publish failed", extra={"message_id": message.message_id, "error": str(exc)}
+            )
+        self.metrics.published.labels(department.name, str(partition)).inc()
+        log.debug(
+            "published",
+            extra={
+                "message_id": message.message_id,
+                "department": department.name,
+                "partition": partition,
+                "offset": offset,
+            },
+        )
+        return Outcome.PUBLISHED
+
+    async def _wait_extending(self, message: QueueMessage, delay: float) -> bool:
+        """Sleep ``delay`` (interrupted by stop) after extending the message's visibility past it.
+
+        False if the service is stopping (the caller releases the message).
+        """
+        try:
+            await asyncio.to_thread(
+                self.queue.change_visibility, message, int(delay) + self.visibility_timeout
+            )
+        except QueueUnavailable as exc:
+            log.warning(
+                "could not extend visibility", extra={"message_id": message.message_id, "error": str(exc)}
+            )
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        except TimeoutError:
+            return True
+        return False
+
+    async def _dead_letter(self, message: QueueMessage, exc: InvalidEvent) -> Outcome:
+        # The reason and the message id only: the body goes to the DLQ, never to the logs.
+        log.warning(
+            "invalid message dead-lettered",
+            extra={"message_id": message.message_id, "reason": exc.reason, "detail": str(exc)},
+        )
+        try:
+            await asyncio.to_thread(self.dead_letters.send_dead_letter, message, reason=exc.reason)
+        except QueueUnavailable as error:
+            log.error("DLQ send failed", extra={"message_id": message.message_id, "error": str(error)})
+            await self._release(message, "dlq_unavailable", self.retry.delay(message.receive_count))
+            return Outcome.RELEASED
+        try:
+            await asyncio.to_thread(self.queue.delete, message)
+        except QueueUnavailable as error:
+            self.metrics.delete_failures.inc()
+            log.warning(
+                "delete after dead-letter failed",
+                extra={"message_id": message.message_id, "error": str(error)},
+            )
+        self.metrics.dead_lettered.labels(exc.reason).inc()
+        return Outcome.DEAD_LETTERED
+
+    async def _release(self, message: QueueMessage, cause: str, delay: float) -> None:
+        """Leave the message in SQS, visible again after ``delay`` seconds."""
+        self.metrics.released.labels(cause).inc()
+        # If this fails, its visibility timeout expires anyway: it comes back either way.
+        with contextlib.suppress(QueueUnavailable):
+            await asyncio.to_thread(self.queue.change_visibility, message, int(delay))
+
+
+class OwnerRunner:
+    """``concurrency`` long-poll loops feeding the pipeline; ``drain`` stops them and lets work finish."""
+
+    def __init__(
+        self,
+        pipeline: OwnerPipeline,
+        queue: WorkQueue,
+        *,
+        concurrency: int = 4,
+        wait_seconds: int = 2,
+        batch_size: int = 10,
+        visibility_timeout: int | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.queue = queue
+        self.concurrency = concurrency
+        self.wait_seconds = wait_seconds
+        self.batch_size = batch_size
+        self.visibility_timeout = visibility_timeout
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.ensure_future(self.run())
+        return self._task
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._poll(index) for index in range(self.concurrency)))
+
+    async def _poll(self, index: int) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                messages = await asyncio.to_thread(
+                    self.queue.receive,
+                    max_messages=self.batch_size,
+                    wait_seconds=self.wait_seconds,
+                    visibility_timeout=self.visibility_timeout,
+                )
+            except QueueUnavailable as exc:
+                failures += 1
+                self.pipeline.metrics.poll_errors.inc()
+                log.warning("SQS receive failed", extra={"poller": index, "error": str(exc)})
+                await self._sleep(self.pipeline.retry.delay(failures))
+                continue
+            failures = 0
+            if messages:
+                # Received work is always finished (or released), even if a stop arrived meanwhile.
+                await asyncio.gather(*(self.pipeline.handle(message) for message in messages))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def drain(self, grace_seconds: float) -> bool:
+        """Stop polling and wait up to ``grace_seconds`` for in-flight messages; True if all finished."""
+        self._stopping.set()
+        self.pipeline.stop()
+        if self._task is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_seconds)
+        except TimeoutError:
+            log.error("shutdown timed out with work in flight; SQS will redeliver it")
+            return False
+        return True
+
+    def stats(self) -> Mapping[str, int]:
+        return self.pipeline.metrics.snapshot()
+
+
+def accounted(snapshot: Mapping[str, int]) -> bool:
+    """The accounting identity holds for a metrics snapshot."""
+    return snapshot["received"] == (
+        snapshot["published"] + snapshot["dead_lettered"] + snapshot["released"] + snapshot["in_flight"]
+    )

@@ -1,0 +1,33 @@
+"""``python -m owner_service``: run one owner worker from environment settings (``KEYFAN_*``)."""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+from keyfan.logs import configure_logging, logging_config
+from keyfan.settings import OwnerSettings
+from owner_service.app import create_app
+
+SERVICE = "keyfan-owner"
+
+
+def main() -> None:
+    level = os.environ.get("KEYFAN_LOG_LEVEL", "INFO")
+    configure_logging(SERVICE, level)
+    settings = OwnerSettings()  # type: ignore[call-arg]  # required fields come from the environment
+    app = create_app(settings)
+    worker = faust.Worker(
+        app,
+        loglevel=level,
+        logging_config=logging_config(SERVICE, level),
+        quiet=True,
+        redirect_stdouts=False,
+        web_port=settings.web_port,
+    )
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
