@@ -1,0 +1,34 @@
+"""The consumer framework every department consumer is built on (see docs/consuming.md).
+
+A department consumer is a ``DomainHandler`` plus ``ConsumerSettings``; ``create_consumer_app`` does the
+rest: discovery decryption, outcome classification, denial memory, in-place retry, DLQ, audit, dedupe
+and state in a Faust Table, ``/state`` and ``/metrics``.
+"""
+
+from keyfan.consumer.app import ConsumerApp, ConsumerRuntime, create_consumer_app
+from keyfan.consumer.audit import AuditRecord, AuditSink
+from keyfan.consumer.denials import Denial, DenialMemory
+from keyfan.consumer.handler import DomainHandler, State
+from keyfan.consumer.metrics import ConsumerMetrics
+from keyfan.consumer.outcomes import Classification, Outcome, classify
+from keyfan.consumer.pipeline import DeadLetterSink, RawRecord, RecordPipeline, RetryPolicy
+
+__all__ = [
+    "AuditRecord",
+    "AuditSink",
+    "Classification",
+    "ConsumerApp",
+    "ConsumerMetrics",
+    "ConsumerRuntime",
+    "DeadLetterSink",
+    "Denial",
+    "DenialMemory",
+    "DomainHandler",
+    "Outcome",
+    "RawRecord",
+    "RecordPipeline",
+    "RetryPolicy",
+    "State",
+    "classify",
+    "create_consumer_app",
+]

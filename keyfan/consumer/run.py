@@ -1,0 +1,68 @@
+"""The entrypoint shared by ``python -m sales_consumer`` and ``python -m finance_consumer``.
+
+Settings come from the environment (``KEYFAN_*``, see ``keyfan.settings``); ``KEYFAN_DEPARTMENT``
+defaults to the app's own department. Flags only override what an operator changes per run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from keyfan.consumer.app import create_consumer_app
+from keyfan.consumer.handler import DomainHandler
+from keyfan.logs import logging_config
+from keyfan.settings import ConsumerSettings
+
+
+def load_settings(default_department: str, **overrides: Any) -> ConsumerSettings:
+    """Read ``ConsumerSettings`` from the environment; explicit overrides (flags) win."""
+    department = os.environ.get("KEYFAN_DEPARTMENT", default_department)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return ConsumerSettings(department=department, **given)
+
+
+def run_worker(settings: ConsumerSettings, handler: DomainHandler, loglevel: str = "INFO") -> None:
+    """Start a Faust worker for this consumer and block until it stops (SIGTERM/SIGINT)."""
+    from faust.worker import Worker
+
+    app = create_consumer_app(settings, handler)
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        logging_config=logging_config(f"{settings.department}-consumer", loglevel),
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()
+
+
+def consumer_command(default_department: str, handler_factory: Callable[[], DomainHandler]) -> click.Command:
+    """The click command behind ``python -m <department>_consumer``."""
+
+    @click.command(name=f"{default_department}-consumer")
+    @click.option(
+        "--own-partitions/--all-partitions",
+        default=None,
+        help="Only the department's own partitions (default: every partition, as settings say).",
+    )
+    @click.option("--web-port", type=int, default=None, help="Port of /state and /metrics.")
+    @click.option("--group-id", default=None, help="Consumer group (default keyfan-<department>).")
+    @click.option("--loglevel", default="INFO", show_default=True)
+    def command(
+        own_partitions: bool | None, web_port: int | None, group_id: str | None, loglevel: str
+    ) -> None:
+        settings = load_settings(
+            default_department, own_partitions=own_partitions, web_port=web_port, group_id=group_id
+        )
+        run_worker(settings, handler_factory(), loglevel)
+
+    return command
+
+
+def main(
+    default_department: str, handler_factory: Callable[[], DomainHandler], argv: Sequence[str] | None = None
+) -> None:
+    consumer_command(default_department, handler_factory).main(args=list(argv) if argv is not None else None)
