@@ -1,0 +1,54 @@
+"""``keyfan generate``: run the generator Lambda's handler locally, under the generator's own role."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from typing import Any, cast
+
+import click
+from pydantic import ValidationError
+
+from keyfan.exceptions import KeyfanError
+from keyfan.settings import GeneratorSettings
+
+
+@click.command()
+@click.option("--count", "-n", type=click.IntRange(min=0), required=True, help="How many events to send.")
+@click.option("--seed", type=int, default=None, help="Same seed, same events.")
+@click.option(
+    "--department", "departments", multiple=True, help="Only these departments (repeatable); default: all."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (logs go to stderr).")
+def generate(count: int, seed: int | None, departments: tuple[str, ...], as_json: bool) -> None:
+    """Send COUNT generated events to the owner's queue (KEYFAN_QUEUE_URL, KEYFAN_ROLE_ARN)."""
+    # Imported here so that `keyfan --help` does not pay for Powertools and boto3.
+    from lambda_generator import handler as generator
+    from lambda_generator.context import LocalLambdaContext
+
+    try:
+        settings = GeneratorSettings()  # type: ignore[call-arg]  # queue_url comes from the environment
+    except ValidationError as exc:
+        missing = ", ".join(f"KEYFAN_{'.'.join(map(str, e['loc'])).upper()}" for e in exc.errors())
+        raise click.ClickException(f"missing or invalid settings: {missing}") from None
+    # stdout is for the result only: Powertools' JSON logs and EMF metrics go to stderr.
+    cast(logging.StreamHandler[Any], generator.logger.logger_handler).setStream(sys.stderr)
+    handler = generator.make_handler(lambda: generator.default_dependencies(settings))
+    event: dict[str, Any] = {"count": count, "seed": seed}
+    if departments:
+        event["departments"] = list(departments)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = handler(event, LocalLambdaContext())  # type: ignore[arg-type]
+    except KeyfanError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        for department, sent in result["by_department"].items():
+            click.echo(f"{department:<12} {sent:>7} sent")
+        click.echo(f"{'total':<12} {result['sent']:>7} sent, {result['failed']} failed")
+    if result["failed"]:
+        sys.exit(1)
