@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -79,7 +80,7 @@ def test_department_cannot_encrypt(local_stack: LocalStack) -> None:
 def test_runner_has_no_kms_grant(local_stack: LocalStack, ciphertexts: dict[str, bytes]) -> None:
     kms = local_stack.session_for("runner").client("kms")
     for dept in DEPARTMENTS:
-        assert_denied(lambda dept=dept: kms.decrypt(CiphertextBlob=ciphertexts[dept]), "kms:Decrypt")
+        assert_denied(partial(kms.decrypt, CiphertextBlob=ciphertexts[dept]), "kms:Decrypt")
 
 
 def test_runner_assumes_only_keyfan_roles(local_stack: LocalStack) -> None:
@@ -140,15 +141,15 @@ def test_owner_encrypts_under_every_key_but_cannot_decrypt(local_stack: LocalSta
         )
         assert sealed["KeyId"] == resources.key_arn
         assert_denied(
-            lambda blob=sealed["CiphertextBlob"], dept=dept: kms.decrypt(
-                CiphertextBlob=blob, EncryptionContext={"department": dept}
+            partial(
+                kms.decrypt, CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext={"department": dept}
             ),
             "kms:Decrypt",
             resources.key_arn,
         )
         assert_denied(
-            lambda blob=data_key["CiphertextBlob"], dept=dept: kms.decrypt(
-                CiphertextBlob=blob, EncryptionContext={"department": dept}
+            partial(
+                kms.decrypt, CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext={"department": dept}
             ),
             "kms:Decrypt",
         )

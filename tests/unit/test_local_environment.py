@@ -57,13 +57,13 @@ def test_settings_read_the_rendered_env(state: StackState, monkeypatch: pytest.M
     for name, value in identity_env(state, "sales").items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KEYFAN_DEPARTMENTS_FILE", "departments.toml")
-    consumer = ConsumerSettings()
+    consumer = ConsumerSettings()  # type: ignore[call-arg]
     assert consumer.department == "sales"
     assert consumer.role_arn == state.departments["sales"].role_arn
     assert consumer.bootstrap_servers == "127.0.0.1:9093"
     for name, value in identity_env(state, "owner").items():
         monkeypatch.setenv(name, value)
-    owner = OwnerSettings()
+    owner = OwnerSettings()  # type: ignore[call-arg]
     assert owner.queue_url == "https://sqs/q" and owner.dlq_url == "https://sqs/dlq"
     assert owner.role_arn == "arn:aws:iam::123456789012:role/keyfan-owner"
 
