@@ -34,10 +34,12 @@ ENV PYTHONUNBUFFERED=1 \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels /wheels/keyfan-*.whl \
     && useradd --system --create-home --uid 10001 --user-group keyfan \
-    && mkdir -p /app/.keyfan/faust \
-    && chown -R keyfan:keyfan /app
+    && mkdir -p /app/.keyfan/faust /keyfan-state \
+    && chown -R keyfan:keyfan /app /keyfan-state
 WORKDIR /app
+# The registry, and the templates `keyfan local provision` (and the compose provisioner) deploy into moto.
 COPY --chown=keyfan:keyfan departments.toml ./
+COPY --chown=keyfan:keyfan iac/*.yaml ./iac/
 USER 10001:10001
 EXPOSE 6066
 # The Faust web server serves /metrics; slim images have no curl, so ask Python.
