@@ -239,6 +239,10 @@ class LocalStack:
         settings = KeyfanSettings.model_validate({"role_arn": role, "AWS_REGION": state.region})
         return session_for(settings, base=base, session_name=f"keyfan-local-{identity}")
 
+    def botocore_session_for(self, identity: str) -> botocore.session.Session:
+        """The same identity as ``session_for``, as the botocore session the Encryption SDK takes."""
+        return self.session_for(identity)._session
+
     @property
     def endpoint_url(self) -> str:
         return self.env()["AWS_ENDPOINT_URL"]
