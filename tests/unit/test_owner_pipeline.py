@@ -1,0 +1,327 @@
+"""The owner pipeline with fakes: every failure kind reaches the right outcome, and nothing is unaccounted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pytest
+
+from keyfan.crypto import Encrypted
+from keyfan.departments import DepartmentRegistry
+from keyfan.envelope import H_DEPARTMENT, H_EVENT_ID, H_KEY_ARN, Headers, RecordMetadata
+from keyfan.exceptions import AccessDenied, KeyServiceUnavailable, PublishFailed, QueueUnavailable
+from keyfan.generation import generate_events, to_message_body
+from keyfan.metrics import OwnerMetrics
+from keyfan.models import entity_key
+from keyfan.owner import Outcome, OwnerPipeline, OwnerRunner, RetryPolicy, accounted, key_arns_for
+from keyfan.routing import partition_for, record_key
+from keyfan.sqs import QueueMessage
+
+REGISTRY = DepartmentRegistry.from_mapping(
+    {
+        "department": [
+            {"name": "sales", "partitions": [0, 1, 2], "key_alias": "alias/s", "consumer_identity": "s"},
+            {"name": "finance", "partitions": [3, 4, 5], "key_alias": "alias/f", "consumer_identity": "f"},
+        ]
+    }
+)
+TOPIC = "keyfan.events"
+
+
+class FakeEncryptor:
+    """Reverses the bytes (so plaintext never appears), or raises the scripted errors first."""
+
+    def __init__(self, errors: list[Exception] | None = None) -> None:
+        self.errors = list(errors or [])
+        self.contexts: list[Mapping[str, str]] = []
+
+    def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.contexts.append(dict(context))
+        return Encrypted(ciphertext=b"ENC" + plaintext[::-1], key_arn=f"arn:aws:kms:r:1:alias/{department}")
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+class FakePublisher:
+    def __init__(self, errors: list[Exception] | None = None, gate: asyncio.Event | None = None) -> None:
+        self.errors = list(errors or [])
+        self.records: list[Record] = []
+        self.gate = gate
+
+    async def publish(self, *, topic: str, partition: int, key: bytes, value: bytes, headers: Headers) -> int:
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.errors:
+            raise self.errors.pop(0)
+        self.records.append(Record(topic, partition, key, value, headers))
+        return len(self.records) - 1
+
+
+@dataclass
+class FakeQueue:
+    messages: list[QueueMessage] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    visibility: list[tuple[str, int]] = field(default_factory=list)
+    dead: list[tuple[str, str, str]] = field(default_factory=list)
+    fail_delete: bool = False
+    fail_dlq: bool = False
+
+    def receive(
+        self, *, max_messages: int = 10, wait_seconds: int = 2, visibility_timeout: int | None = None
+    ):
+        batch, self.messages = self.messages[:max_messages], self.messages[max_messages:]
+        return batch
+
+    def delete(self, message: QueueMessage) -> None:
+        if self.fail_delete:
+            raise QueueUnavailable("down")
+        self.deleted.append(message.message_id)
+
+    def change_visibility(self, message: QueueMessage, seconds: int) -> None:
+        self.visibility.append((message.message_id, seconds))
+
+    def send_dead_letter(self, message: QueueMessage, *, reason: str) -> str:
+        if self.fail_dlq:
+            raise QueueUnavailable("dlq down")
+        self.dead.append((message.message_id, reason, message.body))
+        return "dlq-" + message.message_id
+
+
+def _message(body: str, n: int = 0, receive_count: int = 1) -> QueueMessage:
+    return QueueMessage(message_id=f"m{n}", receipt_handle=f"r{n}", body=body, receive_count=receive_count)
+
+
+def _pipeline(
+    encryptor: FakeEncryptor | None = None,
+    publisher: FakePublisher | None = None,
+    queue: FakeQueue | None = None,
+    max_attempts: int | None = 3,
+) -> tuple[OwnerPipeline, FakeQueue, FakePublisher]:
+    queue = queue or FakeQueue()
+    publisher = publisher or FakePublisher()
+    pipeline = OwnerPipeline(
+        registry=REGISTRY,
+        encryptor=encryptor or FakeEncryptor(),
+        publisher=publisher,
+        queue=queue,
+        dead_letters=queue,
+        topic=TOPIC,
+        max_body_bytes=4096,
+        retry=RetryPolicy(initial_seconds=0.001, max_seconds=0.002, max_attempts=max_attempts),
+        metrics=OwnerMetrics(),
+    )
+    return pipeline, queue, publisher
+
+
+async def test_valid_event_is_encrypted_published_to_its_partition_then_deleted():
+    (event,) = generate_events(1, ["finance"], seed=1)
+    pipeline, queue, publisher = _pipeline()
+    outcome = await pipeline.handle(_message(to_message_body(event)))
+    assert outcome is Outcome.PUBLISHED
+    (record,) = publisher.records
+    finance = REGISTRY.get("finance")
+    assert (
+        record.partition == partition_for(finance, entity_key(event))
+        and record.partition in finance.partitions
+    )
+    assert record.key == record_key(finance, entity_key(event))
+    headers = dict(record.headers)
+    assert headers[H_EVENT_ID] == str(event.event_id).encode() and headers[H_DEPARTMENT] == b"finance"
+    assert headers[H_KEY_ARN] == b"arn:aws:kms:r:1:alias/finance"
+    assert RecordMetadata.from_headers(record.headers).produced_at > 0
+    assert event.data["card_number"].encode() not in record.value and b"card_number" not in record.value
+    assert queue.deleted == ["m0"]
+    assert pipeline.encryptor.contexts == [  # type: ignore[attr-defined]
+        {"department": "finance", "event_type": "payment.settled", "schema_version": "1", "topic": TOPIC}
+    ]
+    snap = pipeline.metrics.snapshot()
+    assert snap["published"] == snap["received"] == 1 and accounted(snap)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "invalid_json"),
+        (json.dumps({"event_id": "x"}), "schema"),
+        ("UNKNOWN_FIELD", "schema"),
+        ("UNKNOWN_DEPARTMENT", "unknown_department"),
+        ("BAD_PAYLOAD", "invalid_payload"),
+        ("x" * 5000, "too_large"),
+    ],
+)
+async def test_invalid_messages_are_dead_lettered_with_reason_and_never_published(body, reason):
+    (event,) = generate_events(1, ["sales"], seed=2)
+    good = json.loads(to_message_body(event))
+    if body == "UNKNOWN_FIELD":
+        body = json.dumps({**good, "extra": 1})
+    elif body == "UNKNOWN_DEPARTMENT":
+        body = json.dumps({**good, "department": "marketing"})
+    elif body == "BAD_PAYLOAD":
+        body = json.dumps({**good, "data": {"order_id": "o"}})
+    pipeline, queue, publisher = _pipeline()
+    assert await pipeline.handle(_message(body)) is Outcome.DEAD_LETTERED
+    assert queue.dead == [("m0", reason, body)]
+    assert queue.deleted == ["m0"]
+    assert publisher.records == []
+    assert (
+        pipeline.metrics.registry.get_sample_value("keyfan_owner_dead_lettered_total", {"reason": reason})
+        == 1
+    )
+
+
+async def test_dlq_unavailable_keeps_the_message():
+    pipeline, queue, _ = _pipeline(queue=FakeQueue(fail_dlq=True))
+    assert await pipeline.handle(_message("{bad")) is Outcome.RELEASED
+    assert queue.deleted == [] and len(queue.visibility) == 1
+
+
+@pytest.mark.parametrize(
+    "error", [KeyServiceUnavailable("kms down"), PublishFailed("broker down")], ids=["kms", "broker"]
+)
+async def test_transient_failure_is_retried_in_process_until_it_succeeds(error):
+    (event,) = generate_events(1, ["sales"], seed=3)
+    encryptor = FakeEncryptor([error] if isinstance(error, KeyServiceUnavailable) else [])
+    publisher = FakePublisher([error] if isinstance(error, PublishFailed) else [])
+    pipeline, queue, _ = _pipeline(encryptor, publisher)
+    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    # Its visibility was extended while it waited, and it was deleted once published
+    assert [mid for mid, _ in queue.visibility] == ["m0"] and queue.visibility[0][1] >= 30
+    assert queue.deleted == ["m0"] and len(publisher.records) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [(KeyServiceUnavailable("kms down"), "kms_unavailable"), (PublishFailed("no ack"), "publish_failed")],
+)
+async def test_transient_failure_that_persists_is_released_not_deleted(error, cause):
+    (event,) = generate_events(1, ["sales"], seed=4)
+    errors = [error] * 5
+    if isinstance(error, KeyServiceUnavailable):
+        pipeline, queue, publisher = _pipeline(encryptor=FakeEncryptor(errors), max_attempts=3)
+    else:
+        pipeline, queue, publisher = _pipeline(publisher=FakePublisher(errors), max_attempts=3)
+    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.RELEASED
+    assert queue.deleted == [] and publisher.records == []
+    assert pipeline.metrics.registry.get_sample_value("keyfan_owner_released_total", {"cause": cause}) == 1
+    assert accounted(pipeline.metrics.snapshot())
+
+
+async def test_access_denied_is_released_for_redrive_and_not_retried_in_process(caplog):
+    (event,) = generate_events(1, ["finance"], seed=5)
+    denied = AccessDenied(
+        "KMS GenerateDataKey denied (AccessDeniedException)", key_arn="arn:k", principal="arn:p"
+    )
+    encryptor = FakeEncryptor([denied, denied])
+    pipeline, queue, publisher = _pipeline(encryptor=encryptor)
+    assert await pipeline.handle(_message(to_message_body(event), receive_count=2)) is Outcome.RELEASED
+    assert len(encryptor.errors) == 1  # tried once
+    assert queue.deleted == [] and queue.dead == [] and publisher.records == []
+    assert any(r.levelname == "ERROR" and "denied" in r.getMessage() for r in caplog.records)
+
+
+async def test_published_but_delete_failed_is_still_published_and_counted():
+    (event,) = generate_events(1, ["sales"], seed=6)
+    pipeline, _queue, publisher = _pipeline(queue=FakeQueue(fail_delete=True))
+    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    assert len(publisher.records) == 1
+    assert pipeline.metrics.registry.get_sample_value("keyfan_owner_delete_failures_total") == 1
+
+
+async def test_unexpected_error_never_escapes_and_the_message_stays():
+    (event,) = generate_events(1, ["sales"], seed=7)
+    pipeline, queue, _ = _pipeline(encryptor=FakeEncryptor([RuntimeError("bug")]))
+    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.RELEASED
+    assert queue.deleted == []
+    assert accounted(pipeline.metrics.snapshot())
+
+
+async def test_accounting_holds_while_messages_are_in_flight():
+    # Given: a publisher that blocks until released, and a mix of good and bad messages
+    gate = asyncio.Event()
+    pipeline, _queue, _publisher = _pipeline(publisher=FakePublisher(gate=gate))
+    events = generate_events(6, ["sales", "finance"], seed=8)
+    bodies = [to_message_body(e) for e in events] + ["{bad", "[]"]
+    tasks = [asyncio.create_task(pipeline.handle(_message(b, i))) for i, b in enumerate(bodies)]
+    await asyncio.sleep(0.05)
+    # When: good ones are stuck in publish
+    snap = pipeline.metrics.snapshot()
+    # Then: received = published + dead-lettered + released + in flight
+    assert snap == {**snap, "received": 8, "dead_lettered": 2, "in_flight": 6, "published": 0}
+    assert accounted(snap)
+    gate.set()
+    await asyncio.gather(*tasks)
+    snap = pipeline.metrics.snapshot()
+    assert snap["published"] == 6 and snap["in_flight"] == 0 and accounted(snap)
+
+
+async def test_stop_releases_a_message_waiting_for_a_retry_at_once():
+    (event,) = generate_events(1, ["sales"], seed=9)
+    pipeline, queue, _ = _pipeline(
+        encryptor=FakeEncryptor([KeyServiceUnavailable("down")] * 100), max_attempts=None
+    )
+    pipeline.retry = RetryPolicy(initial_seconds=30, max_seconds=30)
+    task = asyncio.create_task(pipeline.handle(_message(to_message_body(event))))
+    await asyncio.sleep(0.05)
+    pipeline.stop()
+    assert await asyncio.wait_for(task, 2) is Outcome.RELEASED
+    assert queue.visibility[-1] == ("m0", 0)  # visible again now, for the next worker
+
+
+async def test_runner_drains_every_message_then_stops():
+    events = generate_events(35, ["sales", "finance"], seed=10)
+    queue = FakeQueue(messages=[_message(to_message_body(e), i) for i, e in enumerate(events)])
+    pipeline, _, publisher = _pipeline(queue=queue)
+    runner = OwnerRunner(pipeline, queue, concurrency=3, wait_seconds=0)
+    runner.start()
+    for _ in range(200):
+        if len(queue.deleted) == 35:
+            break
+        await asyncio.sleep(0.01)
+    assert await runner.drain(grace_seconds=2)
+    assert len(publisher.records) == 35 and sorted(queue.deleted) == sorted(f"m{i}" for i in range(35))
+    for record in publisher.records:
+        department = dict(record.headers)[H_DEPARTMENT].decode()
+        assert record.partition in REGISTRY.get(department).partitions
+
+
+async def test_runner_survives_receive_failures():
+    class Flaky(FakeQueue):
+        calls = 0
+
+        def receive(self, **kwargs):
+            self.calls += 1
+            if self.calls <= 2:
+                raise QueueUnavailable("sqs down")
+            return super().receive(**kwargs)
+
+    (event,) = generate_events(1, ["sales"], seed=11)
+    queue = Flaky(messages=[_message(to_message_body(event))])
+    pipeline, _, publisher = _pipeline(queue=queue)
+    runner = OwnerRunner(pipeline, queue, concurrency=1, wait_seconds=0)
+    runner.start()
+    for _ in range(200):
+        if publisher.records:
+            break
+        await asyncio.sleep(0.01)
+    await runner.drain(grace_seconds=1)
+    assert len(publisher.records) == 1
+    assert pipeline.metrics.registry.get_sample_value("keyfan_owner_poll_errors_total") == 2
+
+
+def test_key_arns_are_alias_arns_in_the_owner_account():
+    assert key_arns_for(REGISTRY, region="eu-west-1", account="123456789012") == {
+        "sales": "arn:aws:kms:eu-west-1:123456789012:alias/s",
+        "finance": "arn:aws:kms:eu-west-1:123456789012:alias/f",
+    }
