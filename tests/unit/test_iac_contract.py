@@ -318,3 +318,11 @@ def test_every_role_trusts_its_service_and_the_local_principals_only() -> None:
         assert statement["Principal"]["Fn::If"][0] == "HasLocalPrincipals"
         assert with_local == {"Service": service, "AWS": {"Ref": "LocalPrincipalArns"}}
         assert without_local == {"Service": service}
+
+
+def test_docs_list_every_parameter_and_output() -> None:
+    docs = (IAC.parent / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for name in ("platform.yaml", "department.yaml"):
+        for section in ("Parameters", "Outputs"):
+            for key in template(name)[section]:
+                assert f"`{key}`" in docs, f"docs/deploy.md does not document {name} {section}.{key}"
