@@ -24,7 +24,6 @@ def main() -> None:
         logging_config=logging_config(SERVICE, level),
         quiet=True,
         redirect_stdouts=False,
-        web_port=settings.web_port,
     )
     worker.execute_from_commandline()
 

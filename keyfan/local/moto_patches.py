@@ -1,4 +1,4 @@
-"""Two small patches that make moto 5.2.5's KMS authorization behave like AWS's.
+"""Three small patches that make moto 5.2.5's authorization behave like AWS's.
 
 1. **Key-scoped IAM.** moto authorizes a request against the resource returned by the response class's
    ``_determine_resource``; KMS has none, so every KMS call is checked against ``"*"``. A policy that allows
@@ -10,6 +10,10 @@
 2. **The error shape.** moto denies with IAM's XML 403 ``AccessDenied``; KMS answers
    ``AccessDeniedException`` as HTTP 400 JSON, and clients (ours, the Encryption SDK) branch on that code. We
    swap the IAM request class used for KMS only, so other services keep moto's behaviour.
+3. **Batch actions.** moto authorizes each API by its own name, so ``SendMessageBatch`` needs a
+   ``sqs:SendMessageBatch`` permission, which does not exist in AWS: there the batch APIs are authorized as
+   their single-message action (``sqs:SendMessage`` ...). We map them (``IAM_ACTION_ALIASES``), so that
+   policies written for AWS work unchanged here.
 
 The pure pieces (``kms_resource_arn``, ``key_id_from_ciphertext``, ``access_denied_message``) are unit-tested
 without a server; ``apply_patches`` checks moto's shapes and refuses to half-patch a moto it does not know.
@@ -33,7 +37,19 @@ _KEY_ID = re.compile(r"^(mrk-)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 _CIPHERTEXT_ACTIONS = frozenset({"Decrypt", "ReEncrypt"})
 _KEY_PARAMS = ("KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId")
 
+# API name -> the IAM action AWS authorizes it as (only where the two differ).
+IAM_ACTION_ALIASES: Mapping[str, str] = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
 _applied = False
+
+
+def iam_action(api_action: str) -> str:
+    """The IAM action that AWS checks for an API call."""
+    return IAM_ACTION_ALIASES.get(api_action, api_action)
 
 
 def key_id_from_ciphertext(blob: bytes) -> str | None:
@@ -125,7 +141,7 @@ def apply_patches() -> None:
 
     import moto
     from moto.core.exceptions import JsonRESTError
-    from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
+    from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase, PermissionResult
     from moto.kms.responses import KmsResponse
     from moto.utilities.utils import get_partition
 
@@ -171,6 +187,13 @@ def apply_patches() -> None:
     def _authenticate_and_authorize_normal_action(self: Any, resource: str = "*") -> None:
         self._authenticate_and_authorize_action(KmsIAMRequest, resource)
 
+    original_init = IAMRequestBase.__init__
+
+    def _init_with_aws_action(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._action = iam_action(self._action)
+
+    IAMRequestBase.__init__ = _init_with_aws_action  # type: ignore[method-assign]
     KmsResponse._determine_resource = _determine_resource  # type: ignore[attr-defined]
     KmsResponse._authenticate_and_authorize_normal_action = _authenticate_and_authorize_normal_action  # type: ignore[method-assign]
     _applied = True
