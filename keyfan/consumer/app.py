@@ -22,10 +22,18 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
+from keyfan.consumer.audit import AuditSink
 from keyfan.consumer.denials import Clock, DenialMemory
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.metrics import ConsumerMetrics
-from keyfan.consumer.pipeline import APPLIED_OFFSET, STATE, RawRecord, RecordPipeline, RetryPolicy
+from keyfan.consumer.pipeline import (
+    APPLIED_OFFSET,
+    STATE,
+    DeadLetterSink,
+    RawRecord,
+    RecordPipeline,
+    RetryPolicy,
+)
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
 from keyfan.crypto.ports import Decryptor
 from keyfan.exceptions import ConfigError
@@ -80,9 +88,11 @@ def create_consumer_app(
     registry: CollectorRegistry | None = None,
     clock: Clock | None = None,
     topic_partitions: int | None = None,
+    audit: AuditSink | None = None,
+    dead_letters: DeadLetterSink | None = None,
 ) -> ConsumerApp:
     """Build a department consumer. Without ``decryptor`` it assumes ``settings.role_arn`` and builds a
-    discovery decryptor (network: STS); tests pass a fake decryptor instead."""
+    discovery decryptor (network: STS); tests pass a fake decryptor (and in-memory sinks) instead."""
     if handler.department != settings.department:
         raise ConfigError(
             f"handler for {handler.department!r} cannot run as the {settings.department!r} consumer"
@@ -122,7 +132,7 @@ def create_consumer_app(
     )
     audit_topic = app.topic(settings.audit_topic, key_serializer="raw", value_serializer="raw")
     dlq_topic = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw", allow_empty=True)
-    table = app.Table(STATE_TABLE, partitions=partitions, key_serializer="json", value_serializer="json")
+    table = app.Table(STATE_TABLE, partitions=partitions)  # table_key/value_serializer default: json
     metrics = ConsumerMetrics(settings.department, registry)
     denials = DenialMemory(settings.denial_ttl_seconds, **({"clock": clock} if clock else {}))
     observer = getattr(decryptor, "observer", None)
@@ -137,8 +147,8 @@ def create_consumer_app(
         decryptor=decryptor,
         handler=handler,
         store=table,
-        audit=FaustAuditSink(audit_topic, settings.department),
-        dead_letters=FaustDeadLetterSink(dlq_topic, settings.department),
+        audit=audit or FaustAuditSink(audit_topic, settings.department),
+        dead_letters=dead_letters or FaustDeadLetterSink(dlq_topic, settings.department),
         denials=denials,
         metrics=metrics,
         retry=RetryPolicy(settings.retry_initial_seconds, settings.retry_max_seconds),

@@ -1,0 +1,196 @@
+"""Test factories shared by unit, functional and e2e tests: records exactly as the owner writes them.
+
+``owner_record`` uses the real ``StrictKmsEncryptor`` (e2e/functional); ``fake_record`` and
+``FakeDecryptor`` give the same wire format with a transparent fake "ciphertext" (unit tests, no KMS).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from keyfan.consumer.audit import AuditRecord
+from keyfan.consumer.pipeline import RawRecord
+from keyfan.crypto import Decrypted, StrictKmsEncryptor
+from keyfan.departments import DepartmentRegistry
+from keyfan.envelope import Headers, RecordMetadata, encryption_context, seal
+from keyfan.exceptions import AccessDenied, CorruptMessage, KeyServiceUnavailable, PublishFailed
+from keyfan.models import DepartmentEvent, entity_key
+from keyfan.routing import partition_for, record_key
+
+FAKE_MAGIC = b"FAKE1:"
+ACCOUNT = "123456789012"
+
+
+def fake_key_arn(department: str) -> str:
+    return f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{department}-key"
+
+
+@dataclass(frozen=True)
+class OwnerRecord:
+    """What the owner publishes for one event: where, and the key/value/headers."""
+
+    partition: int
+    key: bytes
+    value: bytes
+    headers: Headers
+    event: DepartmentEvent
+
+
+def owner_record(
+    encryptor: StrictKmsEncryptor, registry: DepartmentRegistry, event: DepartmentEvent, topic: str
+) -> OwnerRecord:
+    """Encrypt ``event`` the way ``keyfan.owner`` does (real ESDK + KMS)."""
+    department = registry.get(event.department)
+    entity = entity_key(event)
+    context = encryption_context(event.department, event.event_type, event.schema_version, topic)
+    encrypted = encryptor.encrypt(department.name, seal(event), context)
+    headers = RecordMetadata.for_event(event, key_arn=encrypted.key_arn).to_headers()
+    return OwnerRecord(
+        partition=partition_for(department, entity),
+        key=record_key(department, entity),
+        value=encrypted.ciphertext,
+        headers=headers,
+        event=event,
+    )
+
+
+def fake_ciphertext(plaintext: bytes, context: Mapping[str, str], key_arn: str) -> bytes:
+    body = {"key": key_arn, "ctx": dict(context), "pt": base64.b64encode(plaintext).decode()}
+    return FAKE_MAGIC + json.dumps(body).encode()
+
+
+def fake_record(
+    event: DepartmentEvent,
+    *,
+    topic: str = "keyfan.events",
+    partition: int = 0,
+    offset: int = 0,
+    key_arn: str | None = None,
+    context: Mapping[str, str] | None = None,
+    plaintext: bytes | None = None,
+    headers: Headers | None = None,
+) -> RawRecord:
+    """A record as the owner would write it, with fake encryption; override any part to tamper."""
+    arn = key_arn or fake_key_arn(event.department)
+    ctx = context or encryption_context(event.department, event.event_type, event.schema_version, topic)
+    value = fake_ciphertext(plaintext if plaintext is not None else seal(event), ctx, arn)
+    hdrs = headers if headers is not None else RecordMetadata.for_event(event, key_arn=arn).to_headers()
+    return RawRecord(topic=topic, partition=partition, offset=offset, key=b"k", value=value, headers=hdrs)
+
+
+class ListAudit:
+    """An in-memory audit sink; ``fail = n`` makes the next n publishes fail."""
+
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+        self.fail = 0
+
+    async def publish(self, record: AuditRecord) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise PublishFailed("broker down")
+        self.records.append(record)
+
+
+class ListDeadLetters:
+    """An in-memory DLQ sink."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[RawRecord, str]] = []
+
+    async def publish(self, record: RawRecord, reason: str) -> None:
+        self.records.append((record, reason))
+
+
+@dataclass
+class FakeDecryptor:
+    """A ``Decryptor`` with switchable denials and outages; counts "KMS calls" like the real observer."""
+
+    denied: set[str] = field(default_factory=set)
+    down: bool = False
+    calls: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def observer(self) -> FakeDecryptor:
+        return self
+
+    def key_arns(self, ciphertext: bytes) -> tuple[str, ...]:
+        return (str(self._parse(ciphertext)["key"]),)
+
+    def decrypt(self, ciphertext: bytes) -> Decrypted:
+        body = self._parse(ciphertext)
+        self.calls["Decrypt"] += 1
+        if self.down:
+            raise KeyServiceUnavailable("KMS Decrypt unavailable: fake outage")
+        if body["key"] in self.denied:
+            raise AccessDenied(
+                "KMS Decrypt denied (AccessDeniedException)", key_arn=body["key"], principal="fake"
+            )
+        return Decrypted(
+            plaintext=base64.b64decode(body["pt"]), encryption_context=body["ctx"], key_arn=body["key"]
+        )
+
+    @staticmethod
+    def _parse(ciphertext: bytes) -> dict[str, Any]:
+        if not ciphertext.startswith(FAKE_MAGIC):
+            raise CorruptMessage("bad_ciphertext", "not a fake message")
+        try:
+            body = json.loads(ciphertext[len(FAKE_MAGIC) :])
+        except ValueError as exc:
+            raise CorruptMessage("bad_ciphertext", "truncated fake message") from exc
+        if not isinstance(body, dict):
+            raise CorruptMessage("bad_ciphertext", "not an object")
+        return body
+
+
+def ground_truth(events: list[DepartmentEvent]) -> dict[str, dict[str, object]]:
+    """Aggregates computed straight from the generated events, independently of the handlers."""
+    from decimal import Decimal
+
+    orders = 0
+    by_region: dict[str, dict[str, Decimal]] = {}
+    by_product: dict[str, dict[str, Decimal]] = {}
+    payments = 0
+    ledger: dict[str, Decimal] = {}
+    for event in events:
+        data = event.data
+        if event.department == "sales":
+            orders += 1
+            currency = data["currency"]
+            for item in data["line_items"]:
+                amount = Decimal(str(item["unit_price"])) * int(item["quantity"])
+                region = by_region.setdefault(data["region"], {})
+                region[currency] = region.get(currency, Decimal(0)) + amount
+                product = by_product.setdefault(item["product"], {})
+                product[currency] = product.get(currency, Decimal(0)) + amount
+        elif event.department == "finance":
+            payments += 1
+            ledger[data["currency"]] = ledger.get(data["currency"], Decimal(0)) + Decimal(str(data["amount"]))
+
+    def text(d: dict[str, Decimal]) -> dict[str, str]:
+        return {k: str(v) for k, v in sorted(d.items())}
+
+    return {
+        "sales": {
+            "orders": orders,
+            "revenue_by_region": {k: text(v) for k, v in sorted(by_region.items())},
+            "revenue_by_product": {k: text(v) for k, v in sorted(by_product.items())},
+        },
+        "finance": {"payments": payments, "ledger": text(ledger)},
+    }
+
+
+def same_money(a: object, b: object) -> bool:
+    """Compare nested aggregates numerically (``'10.50'`` equals ``'10.5'``)."""
+    from decimal import Decimal
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_money(a[k], b[k]) for k in a)
+    if isinstance(a, str) and isinstance(b, str):
+        return Decimal(a) == Decimal(b)
+    return a == b
