@@ -121,6 +121,9 @@ class OwnerPipeline:
         self.retry = retry or RetryPolicy()
         self.metrics = metrics or OwnerMetrics()
         self._stopping = asyncio.Event()
+        # One encrypt at a time per department: concurrent encrypts on a cold (or expired) data-key cache
+        # would each call KMS; serialized, the first one fills the cache and the rest reuse its data key.
+        self._encrypt_locks = {name: asyncio.Lock() for name in registry.names}
 
     def stop(self) -> None:
         """Stop retrying: messages waiting for a retry are released to SQS for the next worker."""
@@ -164,9 +167,10 @@ class OwnerPipeline:
         while True:
             attempt += 1
             try:
-                encrypted = await asyncio.to_thread(
-                    self.encryptor.encrypt, department.name, plaintext, context
-                )
+                async with self._encrypt_locks[department.name]:
+                    encrypted = await asyncio.to_thread(
+                        self.encryptor.encrypt, department.name, plaintext, context
+                    )
                 headers = RecordMetadata.for_event(
                     event, key_arn=encrypted.key_arn, produced_at=time.time()
                 ).to_headers()

@@ -22,6 +22,17 @@ ATTR_REASON = "reason"
 ATTR_SOURCE_MESSAGE_ID = "source_message_id"
 ATTR_DEPARTMENT = "department"
 ATTR_CORRELATION_ID = "correlation_id"
+# Whole-call failures that retrying cannot fix: this identity may not send to this queue.
+_FINAL_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "403",
+        "InvalidClientTokenId",
+        "QueueDoesNotExist",
+        "AWS.SimpleQueueService.NonExistentQueue",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +207,10 @@ class SqsQueue:
         try:
             response = self._client.send_message_batch(QueueUrl=self.url, Entries=entries)
         except (ClientError, BotoCoreError) as exc:
-            # The whole call failed (outage, throttling): every entry of the chunk is retryable.
+            # The whole call failed: an outage or throttling is retried, a denial is not.
             code = _error_code(exc)
-            return {index: FailedEntry(index, code, sender_fault=False) for index in chunk}
+            final = code in _FINAL_CODES
+            return {index: FailedEntry(index, code, sender_fault=final) for index in chunk}
         return {
             int(item["Id"]): FailedEntry(
                 int(item["Id"]), str(item.get("Code", "Unknown")), bool(item.get("SenderFault"))

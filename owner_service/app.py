@@ -1,7 +1,7 @@
 """The owner service's Faust app: wiring only (settings -> adapters -> ``keyfan.owner`` pipeline).
 
-The app consumes nothing; it is a Faust worker so that it shares the producer, the web server (for
-``/metrics``), signal handling and lifecycle of every other Keyfan service. SQS polling runs as a Faust
+The app consumes nothing (``producer_only``); it is a Faust worker so that it shares the producer, the web
+server (for ``/metrics``), signal handling and lifecycle of every other Keyfan service. SQS polling runs as a Faust
 service: started once the producer is up, stopped (drained) before the producer closes.
 """
 
@@ -148,6 +148,8 @@ def create_app(settings: OwnerSettings, *, metrics: OwnerMetrics | None = None) 
         topic_allow_declare=False,
         web_port=settings.web_port,
     )
+    # Nothing to consume: producer and web server only (no consumer group to join, fast start).
+    app.producer_only = True
     metrics = metrics or OwnerMetrics()
     expose_metrics(app, metrics.registry)
     service = OwnerService(app, settings, metrics)

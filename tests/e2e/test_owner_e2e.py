@@ -1,0 +1,282 @@
+"""The producing side end to end: `keyfan generate` (generator role) -> SQS -> `python -m owner_service`
+(owner role) -> encrypted records in each department's partitions of the shared topic, on the real Tansu
+broker and the real moto server with IAM on. Failure cases use a TCP proxy the test can close and reopen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from keyfan.departments import DepartmentRegistry
+from keyfan.envelope import H_DEPARTMENT, H_EVENT_ID
+from keyfan.generation import generate_events
+from keyfan.local import LocalStack
+from keyfan.local.processes import free_port
+from keyfan.local.services import ServiceProcess, start_service
+
+REPO = Path(__file__).resolve().parents[2]
+KEYFAN = str(Path(sys.executable).parent / "keyfan")
+# Fast worker start on Tansu, short retries so outages resolve quickly in a test.
+OWNER_ENV = {
+    "KEYFAN_BROKER_SESSION_TIMEOUT": "2",
+    "KEYFAN_BROKER_HEARTBEAT_INTERVAL": "0.5",
+    "KEYFAN_POLL_WAIT_SECONDS": "1",
+    "KEYFAN_RETRY_INITIAL_SECONDS": "0.3",
+    "KEYFAN_RETRY_MAX_SECONDS": "1.5",
+    "KEYFAN_PUBLISH_TIMEOUT_SECONDS": "3",
+    "KEYFAN_MAX_BODY_BYTES": str(64 * 1024),
+    "KEYFAN_LOG_LEVEL": "INFO",
+}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+class TcpProxy:
+    """Forwards 127.0.0.1:port to a target port; ``close`` refuses new and cuts live connections."""
+
+    def __init__(self, target_port: int, port: int | None = None) -> None:
+        self.target_port = target_port
+        self.port = port or free_port()
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def generate(stack: LocalStack, count: int, seed: int, *args: str) -> dict[str, Any]:
+    """`keyfan generate` as a user runs it, under the generator's role."""
+    env = {**os.environ, **stack.env_for("generator")}
+    done = subprocess.run(
+        [KEYFAN, "generate", "--count", str(count), "--seed", str(seed), "--json", *args],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return dict(json.loads(done.stdout))
+
+
+def start_owner(stack: LocalStack, name: str, **extra: str) -> ServiceProcess:
+    return start_service(
+        stack, module="owner_service", identity="owner", name=name, extra_env={**OWNER_ENV, **extra}
+    )
+
+
+def metric(owner: ServiceProcess, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in owner.get("/metrics").splitlines():
+        if line.startswith("#"):
+            continue
+        match = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(3))
+    return total
+
+
+def queue_depth(stack: LocalStack, url: str) -> int:
+    attrs = (
+        stack.admin_session()
+        .client("sqs")
+        .get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+    )
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, owner: ServiceProcess | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    tail = owner.log_tail(30) if owner else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+def drain_dlq(stack: LocalStack) -> list[dict[str, Any]]:
+    sqs = stack.admin_session().client("sqs")
+    found: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=stack.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            return found
+        for message in batch:
+            found.append(message)
+            sqs.delete_message(QueueUrl=stack.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def read_topic(bootstrap: str, topic: str, idle_seconds: float = 1.5) -> list[Any]:
+    """Every record of ``topic``, read from the start of each partition until nothing new arrives."""
+
+    async def _read() -> list[Any]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+            tps = [TopicPartition(topic, p) for p in partitions]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            records: list[Any] = []
+            last = time.monotonic()
+            while time.monotonic() - last < idle_seconds:
+                batch = await consumer.getmany(timeout_ms=300, max_records=5000)
+                for items in batch.values():
+                    records += items
+                    last = time.monotonic()
+            return records
+        finally:
+            await consumer.stop()
+
+    async def _partitions(consumer: AIOKafkaConsumer, name: str) -> set[int]:
+        await consumer._client.force_metadata_update()
+        return consumer.partitions_for_topic(name) or set()
+
+    return asyncio.run(_read())
+
+
+def records_for(records: list[Any], event_ids: set[str]) -> list[Any]:
+    return [r for r in records if dict(r.headers).get(H_EVENT_ID, b"").decode() in event_ids]
+
+
+@pytest.fixture(scope="module")
+def registry(local_stack: LocalStack) -> DepartmentRegistry:
+    return DepartmentRegistry.load(REPO / "departments.toml")
+
+
+@pytest.fixture
+def owners(local_stack: LocalStack) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start owner workers; every one is stopped (SIGTERM, then SIGKILL) at teardown."""
+    started: list[ServiceProcess] = []
+
+    def _start(name: str, **extra: str) -> ServiceProcess:
+        owner = start_owner(local_stack, name, **extra)
+        started.append(owner)
+        return owner
+
+    yield _start
+    for owner in started:
+        owner.stop(timeout=15)
+
+
+@pytest.fixture(autouse=True)
+def empty_queues(local_stack: LocalStack) -> Iterator[None]:
+    """Each scenario starts and must end with nothing left in the queue (the DLQ is drained by the test)."""
+    drain_dlq(local_stack)
+    assert queue_depth(local_stack, local_stack.queue_url) == 0
+    yield
+
+
+# --------------------------------------------------------------------------------------------- tests
+def test_generated_events_are_published_encrypted_into_their_departments_partitions(
+    local_stack: LocalStack, registry: DepartmentRegistry, owners: Callable[..., ServiceProcess]
+) -> None:
+    # Given: 200 events on the queue, sent by `keyfan generate` under the generator role
+    result = generate(local_stack, 200, seed=101)
+    assert result["sent"] == 200 and result["failed"] == 0
+    events = generate_events(200, list(registry.names), seed=101)
+    ids = {str(e.event_id) for e in events}
+    # When: one owner runs
+    began = time.monotonic()
+    owner = owners("owner-main")
+    wait_for(lambda: metric(owner, "keyfan_owner_published_total") >= 200, 90, "200 published", owner)
+    elapsed = time.monotonic() - began
+    wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 20, "queue empty", owner)
+    # Then: every event is on the topic once, in its department's partitions
+    records = records_for(read_topic(local_stack.bootstrap_servers, local_stack.topics.events), ids)
+    assert {dict(r.headers)[H_EVENT_ID].decode() for r in records} == ids
+    per_partition = Counter(r.partition for r in records)
+    for dept in registry:
+        mine = [r for r in records if dict(r.headers)[H_DEPARTMENT].decode() == dept.name]
+        assert {r.partition for r in mine} <= set(dept.partitions)
+        assert len({dict(r.headers)[H_EVENT_ID] for r in mine}) == result["by_department"][dept.name]
+    # ... and no plaintext payload value travels on the topic (value, key or headers)
+    raw = b"\n".join(r.value + (r.key or b"") + b"".join(v for _, v in r.headers) for r in records)
+    for event in events:
+        for field in ("email", "customer_name", "phone", "card_number", "iban", "customer_id", "account_id"):
+            if field in event.data:
+                assert event.data[field].encode() not in raw, field
+    # ... and KMS was called at most once per department per 1,000 records (data-key cache)
+    kms_calls = metric(owner, "keyfan_kms_calls_total")
+    kms_lines = [line for line in owner.get("/metrics").splitlines() if line.startswith("keyfan_kms")]
+    assert 1 <= kms_calls <= len(registry) * max(1, len(records) // 1000), kms_lines
+    assert metric(owner, "keyfan_owner_dead_lettered_total") == 0
+    print(
+        f"\nowner: 200 events in {elapsed:.1f}s (incl. start), per partition {dict(sorted(per_partition.items()))},"
+        f" KMS calls {kms_calls:.0f}"
+    )
