@@ -1,0 +1,375 @@
+"""The consuming side end to end: real Tansu, real moto with IAM on, consumers as real subprocesses
+(``python -m sales_consumer`` / ``python -m finance_consumer``) under their own roles.
+
+Records are written exactly as the owner writes them (``tests.factories.owner_record``: the real
+StrictKmsEncryptor under the owner's role) to a fresh topic per test, so these tests do not depend on
+what other e2e tests leave on the shared ``keyfan.events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from keyfan.crypto import StrictKmsEncryptor
+from keyfan.departments import DepartmentRegistry
+from keyfan.envelope import RecordMetadata
+from keyfan.generation import generate_events
+from keyfan.local import LocalStack
+from keyfan.local.processes import free_port
+from keyfan.local.services import ServiceProcess, start_service
+from keyfan.models import DepartmentEvent
+from tests.factories import OwnerRecord, ground_truth, owner_record, same_money
+
+REPO = Path(__file__).resolve().parents[2]
+PARTITIONS = 6
+CONSUMER_ENV = {
+    "KEYFAN_BROKER_SESSION_TIMEOUT": "2",
+    "KEYFAN_BROKER_HEARTBEAT_INTERVAL": "0.5",
+    "KEYFAN_RETRY_INITIAL_SECONDS": "0.2",
+    "KEYFAN_RETRY_MAX_SECONDS": "1.0",
+}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+@dataclass(frozen=True)
+class Topics:
+    events: str
+    audit: str
+    dlq: str
+
+    def env(self) -> dict[str, str]:
+        return {"KEYFAN_TOPIC": self.events, "KEYFAN_AUDIT_TOPIC": self.audit, "KEYFAN_DLQ_TOPIC": self.dlq}
+
+
+def fresh_topics(bootstrap: str, label: str) -> Topics:
+    suffix = f"{label}-{uuid.uuid4().hex[:6]}"
+    topics = Topics(f"t.events.{suffix}", f"t.audit.{suffix}", f"t.dlq.{suffix}")
+
+    async def _create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(topics.events, PARTITIONS, 1),
+                    NewTopic(topics.audit, 1, 1),
+                    NewTopic(topics.dlq, 1, 1),
+                ]
+            )
+        finally:
+            await admin.close()
+
+    asyncio.run(_create())
+    return topics
+
+
+Raw = tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]
+
+
+def produce(bootstrap: str, topic: str, records: list[Raw]) -> None:
+    async def _send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
+        await producer.start()
+        try:
+            futures = [
+                await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
+                for partition, key, value, headers in records
+            ]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(_send())
+
+
+def raw(record: OwnerRecord) -> Raw:
+    return (record.partition, record.key, record.value, list(record.headers))
+
+
+def read_topic(bootstrap: str, topic: str, idle_seconds: float = 1.5) -> list[Any]:
+    """Every record of ``topic`` from the start, until nothing new arrives (Tansu's end offsets are off)."""
+
+    async def _read() -> list[Any]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            records: list[Any] = []
+            last = time.monotonic()
+            while time.monotonic() - last < idle_seconds:
+                batch = await consumer.getmany(timeout_ms=300, max_records=5000)
+                for items in batch.values():
+                    records += items
+                    last = time.monotonic()
+            return records
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(_read())
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
+    async def _committed() -> dict[int, int | None]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(_committed())
+
+
+def start_consumer(
+    stack: LocalStack, department: str, topics: Topics, group: str, name: str | None = None, **extra: str
+) -> ServiceProcess:
+    return start_service(
+        stack,
+        module=f"{department}_consumer",
+        identity=department,
+        name=name or group,
+        extra_env={**CONSUMER_ENV, **topics.env(), "KEYFAN_GROUP_ID": group, **extra},
+    )
+
+
+def state(service: ServiceProcess) -> dict[str, Any]:
+    try:
+        return dict(service.get_json("/state", timeout=3))
+    except OSError:
+        return {}
+
+
+def finished(service: ServiceProcess) -> int:
+    counters = state(service).get("counters", {})
+    return sum(int(counters.get(k, 0)) for k in ("decrypted", "access_denied", "dead_lettered"))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, *services: ServiceProcess) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if condition():
+            return time.monotonic() - start
+        for service in services:
+            assert service.running(), f"{service.name} died:\n{service.log_tail(40)}"
+        time.sleep(0.25)
+    tails = "\n".join(f"--- {s.name}\n{s.log_tail(30)}\n{state(s)}" for s in services)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}")
+
+
+def log_lines(service: ServiceProcess) -> list[dict[str, Any]]:
+    lines = []
+    for line in service.log.read_text(errors="replace").splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
+
+
+class TcpProxy:
+    """Forwards a local port to moto; ``close`` refuses new connections and cuts live ones (KMS outage)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+@dataclass
+class World:
+    stack: LocalStack
+    registry: DepartmentRegistry
+    encryptor: StrictKmsEncryptor
+    bootstrap: str
+
+    def records(self, events: list[DepartmentEvent], topic: str) -> list[OwnerRecord]:
+        return [owner_record(self.encryptor, self.registry, event, topic) for event in events]
+
+
+@pytest.fixture(scope="module")
+def world(local_stack: LocalStack) -> World:
+    env = local_stack.env()
+    encryptor = StrictKmsEncryptor(
+        {"sales": env["KEYFAN_SALES_KEY_ARN"], "finance": env["KEYFAN_FINANCE_KEY_ARN"]},
+        botocore_session=local_stack.botocore_session_for("owner"),
+    )
+    return World(
+        stack=local_stack,
+        registry=DepartmentRegistry.load(REPO / "departments.toml"),
+        encryptor=encryptor,
+        bootstrap=local_stack.bootstrap_servers,
+    )
+
+
+@pytest.fixture
+def services() -> Iterator[list[ServiceProcess]]:
+    """Every consumer a test starts; SIGKILLed in teardown if still running."""
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        service.kill()
+
+
+def _secrets(events: list[DepartmentEvent]) -> list[str]:
+    keys = ("card_number", "iban", "email", "customer_name", "phone")
+    return [str(e.data[k]) for e in events for k in keys if k in e.data]
+
+
+# ------------------------------------------------------------------------------------------ tests
+def test_each_department_decrypts_exactly_its_own_and_audits_every_record(
+    world: World, services: list[ServiceProcess]
+) -> None:
+    # given 40 sales and 40 finance records, one truncated inside its header, one tampered (sales key,
+    # headers naming another event id)
+    topics = fresh_topics(world.bootstrap, "split")
+    events = generate_events(80, ["sales", "finance"], seed=101)
+    good = world.records(events, topics.events)
+    sales_rec = next(r for r in good if r.event.department == "sales")
+    truncated: Raw = (sales_rec.partition, b"t", sales_rec.value[:40], list(sales_rec.headers))
+    other = next(r for r in good if r.event.department == "sales" and r is not sales_rec)
+    swapped = (
+        RecordMetadata.from_headers(other.headers)
+        .model_copy(update={"event_id": str(uuid.uuid4())})
+        .to_headers()
+    )
+    tampered: Raw = (other.partition, b"x", other.value, swapped)
+    produce(world.bootstrap, topics.events, [raw(r) for r in good] + [truncated, tampered])
+    total = len(good) + 2
+    started = time.monotonic()
+
+    # when both department consumers read the whole topic, each under its own role and group
+    sales = start_consumer(world.stack, "sales", topics, f"sales-{topics.events}")
+    finance = start_consumer(world.stack, "finance", topics, f"finance-{topics.events}")
+    services += [sales, finance]
+    wait_for(
+        lambda: finished(sales) == total and finished(finance) == total, 90, "all outcomes", sales, finance
+    )
+    elapsed = time.monotonic() - started
+
+    # then sales decrypted exactly the sales records and was denied exactly the finance ones
+    s, f = state(sales), state(finance)
+    assert (s["counters"]["decrypted"], s["counters"]["access_denied"], s["counters"]["dead_lettered"]) == (
+        40,
+        40,
+        2,
+    )
+    # the tampered record is under the sales key: finance cannot even open it, so it is a denial there
+    assert (f["counters"]["decrypted"], f["counters"]["access_denied"], f["counters"]["dead_lettered"]) == (
+        40,
+        41,
+        1,
+    )
+    assert s["counters"]["retries"] == 0 and f["counters"]["retries"] == 0
+    truth = ground_truth(events)
+    assert same_money({k: s["aggregates"][k] for k in truth["sales"]}, truth["sales"])
+    assert same_money({k: f["aggregates"][k] for k in truth["finance"]}, truth["finance"])
+    # data keys are cached and denials remembered: a handful of KMS calls for 82 records
+    assert s["counters"]["kms_calls"] <= 4 and f["counters"]["kms_calls"] <= 4, (s["counters"], f["counters"])
+    assert s["denied_keys"] == [world.stack.env()["KEYFAN_FINANCE_KEY_ARN"]]
+
+    # and the audit topic holds one record per record per consumer, metadata only
+    audit = [json.loads(r.value) for r in read_topic(world.bootstrap, topics.audit)]
+    assert len(audit) == total * 2
+    by_consumer = Counter((a["consumer_department"], a["outcome"]) for a in audit)
+    assert by_consumer == {
+        ("sales", "decrypted"): 40,
+        ("sales", "access_denied"): 40,
+        ("sales", "dead_letter"): 2,
+        ("finance", "decrypted"): 40,
+        ("finance", "access_denied"): 41,
+        ("finance", "dead_letter"): 1,
+    }
+    denial = next(a for a in audit if a["consumer_department"] == "sales" and a["outcome"] == "access_denied")
+    assert "keyfan-sales-consumer" in denial["principal"] and denial["record_department"] == "finance"
+    # the DLQ holds the raw records with the reason and source coordinates in headers
+    dlq = read_topic(world.bootstrap, topics.dlq)
+    reasons = sorted(
+        (dict(r.headers)["keyfan-dlq-consumer"], dict(r.headers)["keyfan-dlq-reason"]) for r in dlq
+    )
+    assert reasons == [
+        (b"finance", b"bad_ciphertext"),
+        (b"sales", b"bad_ciphertext"),
+        (b"sales", b"event_id_mismatch"),
+    ]
+    assert all(dict(r.headers)["keyfan-dlq-source-topic"] == topics.events.encode() for r in dlq)
+
+    # logs never hold plaintext; denials are structured WARN lines
+    text = sales.log.read_text() + finance.log.read_text()
+    assert not [secret for secret in _secrets(events) if secret in text]
+    denied_lines = [line for line in log_lines(sales) if line.get("message") == "record_access_denied"]
+    assert denied_lines and denied_lines[0]["level"] == "WARNING"
+    assert {"event_id", "partition", "offset", "key_arn", "principal"} <= set(denied_lines[0])
+    print(
+        f"\n[split] {total} records x 2 consumers in {elapsed:.1f}s incl. start; kms calls "
+        f"sales={s['counters']['kms_calls']} finance={f['counters']['kms_calls']}"
+    )
+    assert sales.stop() == 0 and finance.stop() == 0
