@@ -1,0 +1,272 @@
+"""The benchmark run: the matrix of scenarios, on one local stack, in one process (plus real services for
+peak memory). ``run_benchmark`` returns the results document; ``keyfan.bench.report`` writes it out.
+
+Order matters for fairness: within a run every (suite, size) pair is measured with both codecs back to
+back, alternating which codec goes first from one run to the next, with the same generated events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.config
+import os
+import platform
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from keyfan.bench.context import CODECS, BenchContext, Codec
+from keyfan.bench.paths import (
+    consumer_pipeline,
+    create_topic,
+    delete_topic,
+    run_consumer_path,
+    run_owner_path,
+)
+from keyfan.bench.payloads import actual_sizes, sized_events
+from keyfan.bench.samples import (
+    CONSUMER,
+    CONSUMER_DENIED,
+    OWNER_PIPELINE,
+    OWNER_SQS,
+    LatencySample,
+    MemorySample,
+    ProfileSummary,
+    Sample,
+)
+from keyfan.bench.summary import summarize
+from keyfan.bench.timing import TimedDecryptor, TimedEncryptor
+from keyfan.crypto import SuiteName
+from keyfan.logs import logging_config
+from keyfan.models import DepartmentEvent
+
+Progress = Callable[[str], None]
+READER = "sales"  # the consumer measured; it may read sales records and is denied finance's
+FOREIGN = "finance"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    runs: int = 3
+    sizes: tuple[int, ...] = (256, 1024, 16384)
+    suites: tuple[SuiteName, ...] = ("signed", "unsigned")
+    warmup: int = 20
+    pipeline_records: int = 600
+    sqs_records: int = 300
+    cache_off_records: int = 60
+    latency_records: int = 250
+    latency_rate: float = 25.0
+    memory_records: int = 600
+    profile_records: int = 300
+    real_processes: bool = True
+    profile: bool = True
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls) -> BenchConfig:
+        return cls(
+            runs=1,
+            warmup=4,
+            pipeline_records=40,
+            sqs_records=20,
+            cache_off_records=8,
+            latency_records=20,
+            latency_rate=20.0,
+            memory_records=20,
+            profile_records=20,
+            quick=True,
+        )
+
+    def with_overrides(self, **changes: Any) -> BenchConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def machine_info() -> dict[str, Any]:
+    """nproc, CPU model, RAM, Python: what the results were measured on."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_start": list(os.getloadavg()),
+    }
+
+
+def configure_logging(path: Path) -> None:
+    """The services' JSON logging, written to a file: the pipelines log as in production, off the terminal."""
+    config = logging_config("keyfan-bench", "INFO")
+    config["handlers"]["json"] = {"class": "logging.FileHandler", "formatter": "json", "filename": str(path)}
+    logging.config.dictConfig(config)
+
+
+def _count(events: Sequence[DepartmentEvent], department: str) -> int:
+    return sum(1 for e in events if e.department == department)
+
+
+async def run_scenario(
+    ctx: BenchContext, config: BenchConfig, run: int, suite: SuiteName, size: int, codec: Codec
+) -> list[Sample]:
+    """Owner pipeline, owner via SQS, consumer decrypt and (encrypted) consumer denied, on one fresh topic."""
+    topic = f"keyfan.bench.{run}.{suite}.{size}.{codec}.{uuid.uuid4().hex[:6]}"
+    departments = ctx.registry.names
+    seed = 1000 * run + size
+    warm = sized_events(config.warmup, departments, size, seed)
+    staged = sized_events(config.pipeline_records, departments, size, seed + 1)
+    queued = sized_events(config.sqs_records, departments, size, seed + 2)
+    payload = actual_sizes([*warm, *staged, *queued]).get(READER)
+    base: dict[str, Any] = {"run": run, "codec": codec, "suite": suite, "size": size}
+    await create_topic(ctx.bootstrap_servers, topic, ctx.registry.partition_count)
+    try:
+        encryptor = TimedEncryptor(ctx.encryptor(codec, suite))
+        owner = await run_owner_path(ctx, encryptor, topic, staged, warm, via_sqs=False)
+        via_sqs = await run_owner_path(ctx, encryptor, topic, queued, (), via_sqs=True)
+        samples = [
+            Sample(path=OWNER_PIPELINE, **base, **_owner_fields(owner)),
+            Sample(path=OWNER_SQS, **base, **_owner_fields(via_sqs)),
+        ]
+        everything = [*warm, *staged, *queued]
+        decryptor = TimedDecryptor(ctx.decryptor(READER, codec))
+        consumer = await run_consumer_path(
+            ctx,
+            consumer_pipeline(ctx, READER, decryptor),
+            decryptor,
+            topic,
+            ctx.registry.get(READER).partitions,
+            expected=_count(everything, READER),
+            warmup=_count(warm, READER),
+        )
+        samples.append(Sample(path=CONSUMER, **base, **_consumer_fields(consumer), payload_bytes=payload))
+        if codec == "encrypted":
+            decryptor = TimedDecryptor(ctx.decryptor(READER, codec))
+            denied = await run_consumer_path(
+                ctx,
+                consumer_pipeline(ctx, READER, decryptor),
+                decryptor,
+                topic,
+                ctx.registry.get(FOREIGN).partitions,
+                expected=_count(everything, FOREIGN),
+                warmup=min(1, _count(everything, FOREIGN)),
+            )
+            samples.append(Sample(path=CONSUMER_DENIED, **base, **_consumer_fields(denied)))
+        return samples
+    finally:
+        await delete_topic(ctx.bootstrap_servers, topic)
+
+
+async def run_cache_off(
+    ctx: BenchContext, config: BenchConfig, run: int, suite: SuiteName, size: int
+) -> list[Sample]:
+    """Data-key caching off: one KMS call per record on both sides (KMS figures; small on purpose)."""
+    topic = f"keyfan.bench.{run}.nocache.{uuid.uuid4().hex[:6]}"
+    departments = ctx.registry.names
+    events = sized_events(config.cache_off_records, departments, size, 7000 + run)
+    base: dict[str, Any] = {"run": run, "codec": "encrypted", "suite": suite, "size": size, "cache": False}
+    await create_topic(ctx.bootstrap_servers, topic, ctx.registry.partition_count)
+    try:
+        encryptor = TimedEncryptor(ctx.encryptor("encrypted", suite, cache_enabled=False))
+        warm, measured = events[:2], events[2:]
+        owner = await run_owner_path(ctx, encryptor, topic, measured, warm, via_sqs=False)
+        decryptor = TimedDecryptor(ctx.decryptor(READER, "encrypted", cache_enabled=False))
+        consumer = await run_consumer_path(
+            ctx,
+            consumer_pipeline(ctx, READER, decryptor),
+            decryptor,
+            topic,
+            ctx.registry.get(READER).partitions,
+            expected=_count(events, READER),
+            warmup=_count(warm, READER),
+        )
+    finally:
+        await delete_topic(ctx.bootstrap_servers, topic)
+    return [
+        Sample(path=OWNER_PIPELINE, **base, **_owner_fields(owner)),
+        Sample(path=CONSUMER, **base, **_consumer_fields(consumer)),
+    ]
+
+
+def _owner_fields(run: Any) -> dict[str, Any]:
+    return {
+        "records": run.records,
+        "seconds": run.seconds,
+        "records_per_second": run.records_per_second,
+        "kms_calls": run.kms_calls,
+        "warmup_kms_calls": run.warmup_kms_calls,
+        "crypto_ms_mean": run.encrypt_ms_mean,
+        "crypto_share": run.encrypt_share,
+        "processed": run.records,
+    }
+
+
+def _consumer_fields(run: Any) -> dict[str, Any]:
+    return {
+        "records": run.records,
+        "seconds": run.seconds,
+        "records_per_second": run.records_per_second,
+        "kms_calls": run.kms_calls,
+        "warmup_kms_calls": run.warmup_kms_calls,
+        "crypto_ms_mean": run.decrypt_ms_mean,
+        "crypto_share": run.decrypt_share,
+        "value_bytes": run.value_bytes,
+        "record_bytes": run.record_bytes,
+        "outcomes": run.outcomes,
+        "processed": run.processed,
+    }
+
+
+async def run_benchmark(
+    ctx: BenchContext, config: BenchConfig, *, work_dir: Path, progress: Progress = lambda _: None
+) -> dict[str, Any]:
+    began = time.monotonic()
+    machine = machine_info()
+    loop = asyncio.get_running_loop()
+    # As the owner service does: pollers, encrypts and SQS calls all run in threads.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=48, thread_name_prefix="bench"))
+    samples: list[Sample] = []
+    latency: list[LatencySample] = []
+    memory: list[MemorySample] = []
+    profiles: list[ProfileSummary] = []
+    notes: list[str] = []
+    for run in range(config.runs):
+        order: tuple[Codec, ...] = CODECS if run % 2 == 0 else tuple(reversed(CODECS))
+        for suite in config.suites:
+            for size in config.sizes:
+                for codec in order:
+                    started = time.monotonic()
+                    samples += await run_scenario(ctx, config, run, suite, size, codec)
+                    progress(
+                        f"run {run + 1}/{config.runs} {suite:<8} {size:>6} B {codec:<9} "
+                        f"{time.monotonic() - started:5.1f}s"
+                    )
+        samples += await run_cache_off(ctx, config, run, config.suites[0], 1024)
+        progress(f"run {run + 1}/{config.runs} data-key cache off")
+        latency += await run_latency_set(ctx, config, run, progress)
+    machine["load_average_end"] = list(os.getloadavg())
+    config_doc = {**asdict(config), "duration_seconds": round(time.monotonic() - began, 1)}
+    return summarize(samples, latency, memory, profiles, config=config_doc, machine=machine, notes=notes)
+
+
+async def run_latency_set(
+    ctx: BenchContext, config: BenchConfig, run: int, progress: Progress
+) -> list[LatencySample]:
+    return []
