@@ -268,12 +268,15 @@ class _Principals:
         }
 
     def kms_as(self, role: str) -> Any:
+        return self.client_as(role, "kms")
+
+    def client_as(self, role: str, service: str) -> Any:
         sts = boto3.client("sts", region_name=REGION, **self._user)
         creds = sts.assume_role(
             RoleArn=f"arn:aws:iam::123456789012:role/{role}", RoleSessionName="keyfan-test"
         )["Credentials"]
         return boto3.client(
-            "kms",
+            service,
             region_name=REGION,
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
@@ -394,5 +397,36 @@ def test_moto_treats_encryption_context_conditions_as_satisfied(
         assert probe.decrypt(KeyId=sales_key, **sales_blob)["Plaintext"] == b"secret"
         # ...and the owner may encrypt under the sales key with the finance context (real KMS denies this)
         assert owner.encrypt(KeyId=sales_key, Plaintext=b"x", EncryptionContext=_context("finance"))
+
+    check()
+
+
+def test_queue_permissions_are_enforced_by_moto(
+    deployed_with_auth_setup: tuple[_Principals, dict[str, dict[str, str]], dict[str, bytes]],
+) -> None:
+    principals, _, _ = deployed_with_auth_setup
+    queue = boto3.client("sqs", region_name=REGION).get_queue_url(QueueName="keyfan-events")["QueueUrl"]
+    dlq = boto3.client("sqs", region_name=REGION).get_queue_url(QueueName="keyfan-events-dlq")["QueueUrl"]
+
+    @set_initial_no_auth_action_count(0)
+    def check() -> None:
+        generator = principals.client_as("keyfan-generator", "sqs")
+        owner = principals.client_as("keyfan-owner", "sqs")
+        sales = principals.client_as("keyfan-sales-consumer", "sqs")
+        # the generator only sends to the event queue
+        assert generator.send_message(QueueUrl=queue, MessageBody="{}")["MessageId"]
+        assert _denied(generator.receive_message, QueueUrl=queue)
+        assert _denied(generator.send_message, QueueUrl=dlq, MessageBody="{}")
+        # the owner receives, changes visibility and deletes on the queue, and only sends to the DLQ
+        (message,) = owner.receive_message(QueueUrl=queue, WaitTimeSeconds=0)["Messages"]
+        owner.change_message_visibility(
+            QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=5
+        )
+        assert owner.send_message(QueueUrl=dlq, MessageBody=message["Body"])["MessageId"]
+        owner.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        assert _denied(owner.send_message, QueueUrl=queue, MessageBody="{}")
+        assert _denied(owner.receive_message, QueueUrl=dlq)
+        # a consumer has no queue access at all
+        assert _denied(sales.receive_message, QueueUrl=queue)
 
     check()

@@ -326,3 +326,23 @@ def test_docs_list_every_parameter_and_output() -> None:
         for section in ("Parameters", "Outputs"):
             for key in template(name)[section]:
                 assert f"`{key}`" in docs, f"docs/deploy.md does not document {name} {section}.{key}"
+
+
+def test_task_environments_use_variables_the_settings_read() -> None:
+    from tests.unit.test_compose import settings_env_names
+
+    readable = settings_env_names()
+    definitions = [
+        template("platform.yaml")["Resources"]["OwnerTaskDefinition"],
+        template("department.yaml")["Resources"]["ConsumerTaskDefinition"],
+    ]
+    for definition in definitions:
+        for container in definition["Properties"]["ContainerDefinitions"]:
+            for variable in container["Environment"]:
+                name = str(variable["Name"])
+                assert name in readable, (
+                    f"{container['Name']}: {name} is read by no class in keyfan/settings.py"
+                )
+    lambda_env = template("platform.yaml")["Resources"]["GeneratorFunction"]["Properties"]["Environment"]
+    for name in lambda_env["Variables"]:
+        assert not name.startswith("KEYFAN_") or name in readable, name
