@@ -33,7 +33,10 @@ log = logging.getLogger("keyfan.owner_service")
 APP_ID = "keyfan-owner"
 # Short timeouts so an outage surfaces as a retryable error quickly instead of hanging a thread.
 AWS_CLIENT_CONFIG = Config(
-    connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
+    connect_timeout=2,
+    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": 3},
+    max_pool_connections=64,  # pollers, deletes and encrypts share clients across many threads
 )
 
 

@@ -6,9 +6,11 @@ broker and the real moto server with IAM on. Failure cases use a TCP proxy the t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -21,12 +23,14 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import H_DEPARTMENT, H_EVENT_ID
 from keyfan.generation import generate_events
 from keyfan.local import LocalStack
-from keyfan.local.processes import free_port
+from keyfan.local.broker import broker_argv, broker_env
+from keyfan.local.processes import free_port, port_open
 from keyfan.local.services import ServiceProcess, start_service
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,14 +70,15 @@ class TcpProxy:
     def close(self) -> None:
         server, self._server = self._server, None
         if server is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would leave it accepting.
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
             server.close()
         with self._lock:
             conns, self._conns = self._conns, []
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
 
     def _accept(self, server: socket.socket) -> None:
@@ -102,10 +107,8 @@ class TcpProxy:
             pass
         finally:
             for sock in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def generate(stack: LocalStack, count: int, seed: int, *args: str) -> dict[str, Any]:
@@ -280,3 +283,157 @@ def test_generated_events_are_published_encrypted_into_their_departments_partiti
         f"\nowner: 200 events in {elapsed:.1f}s (incl. start), per partition {dict(sorted(per_partition.items()))},"
         f" KMS calls {kms_calls:.0f}"
     )
+
+
+def test_invalid_messages_are_dead_lettered_with_their_reason_and_never_published(
+    local_stack: LocalStack, registry: DepartmentRegistry, owners: Callable[..., ServiceProcess]
+) -> None:
+    # Given: five bad messages, sent straight to the queue
+    sales, finance = generate_events(2, ["sales", "finance"], seed=505)
+    good = json.loads(sales.model_dump_json())
+    bad = {
+        "invalid_json": "{not json",
+        "unknown_field": json.dumps({**good, "extra": "x"}),
+        "wrong_type": json.dumps({**json.loads(finance.model_dump_json()), "schema_version": "one"}),
+        "unknown_department": json.dumps({**good, "department": "marketing"}),
+        "oversize": json.dumps({**good, "data": {**good["data"], "customer_name": "x" * 100_000}}),
+    }
+    expected_reason = {
+        "invalid_json": "invalid_json",
+        "unknown_field": "schema",
+        "wrong_type": "schema",
+        "unknown_department": "unknown_department",
+        "oversize": "too_large",
+    }
+    sqs = local_stack.admin_session().client("sqs")
+    sent = {
+        sqs.send_message(QueueUrl=local_stack.queue_url, MessageBody=body)["MessageId"]: name
+        for name, body in bad.items()
+    }
+    # When
+    owner = owners("owner-invalid")
+    wait_for(lambda: metric(owner, "keyfan_owner_dead_lettered_total") >= 5, 30, "5 dead-lettered", owner)
+    wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 20, "queue empty", owner)
+    # Then: each is in the DLQ, whole, with its reason and original message id
+    dead = drain_dlq(local_stack)
+    assert len(dead) == 5
+    for message in dead:
+        attrs = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+        name = sent[attrs["source_message_id"]]
+        assert attrs["reason"] == expected_reason[name]
+        assert message["Body"] == bad[name]
+    assert metric(owner, "keyfan_owner_published_total") == 0
+    ids = {str(sales.event_id), str(finance.event_id)}
+    assert records_for(read_topic(local_stack.bootstrap_servers, local_stack.topics.events), ids) == []
+    # ... and the logs name the reason and message id, never the body
+    log = owner.log.read_text()
+    assert "x" * 1000 not in log and sales.data["email"] not in log
+    assert all(message_id in log for message_id in sent)
+
+
+def test_kms_outage_keeps_messages_in_sqs_until_kms_is_back_then_publishes_them_all(
+    local_stack: LocalStack, registry: DepartmentRegistry, owners: Callable[..., ServiceProcess]
+) -> None:
+    # Given: an owner whose KMS endpoint is a proxy to moto that is closed (KMS unreachable)
+    moto_port = int(local_stack.endpoint_url.rsplit(":", 1)[1])
+    proxy = TcpProxy(moto_port)
+    owner = owners("owner-kms", AWS_ENDPOINT_URL_KMS=f"http://127.0.0.1:{proxy.port}")
+    try:
+        assert generate(local_stack, 60, seed=202)["sent"] == 60
+        ids = {str(e.event_id) for e in generate_events(60, list(registry.names), seed=202)}
+        # When: KMS stays down for a while
+        wait_for(lambda: metric(owner, "keyfan_owner_in_flight") > 0, 20, "messages in flight", owner)
+        time.sleep(4)
+        # Then: nothing is published, nothing deleted or dead-lettered
+        assert metric(owner, "keyfan_owner_published_total") == 0
+        assert metric(owner, "keyfan_owner_dead_lettered_total") == 0
+        assert queue_depth(local_stack, local_stack.queue_url) == 60
+        # When: KMS comes back
+        proxy.open()
+        wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 60, "queue empty", owner)
+    finally:
+        proxy.close()
+    # Then: every event was published, none lost or dead-lettered
+    records = records_for(read_topic(local_stack.bootstrap_servers, local_stack.topics.events), ids)
+    assert {dict(r.headers)[H_EVENT_ID].decode() for r in records} == ids
+    assert drain_dlq(local_stack) == []
+    assert metric(owner, "keyfan_owner_released_total") == 0  # retried in-process, visibility extended
+
+
+def test_broker_outage_keeps_messages_in_sqs_until_the_broker_is_back_then_publishes_them_all(
+    local_stack: LocalStack,
+    registry: DepartmentRegistry,
+    owners: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    # Given: a broker of our own, reached (and advertised) through a proxy we can cut
+    broker_port, proxy = free_port(), TcpProxy(0)
+    proxy.target_port = broker_port
+    argv = broker_argv(broker_port)
+    argv[argv.index("--advertised-listener-url") + 1] = f"tcp://127.0.0.1:{proxy.port}"
+    with (tmp_path / "broker.log").open("wb") as sink:
+        broker = subprocess.Popen(
+            argv, env=broker_env(dict(os.environ)), stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(lambda: port_open(broker_port), 10, "broker port")
+        proxy.open()
+        bootstrap = f"127.0.0.1:{proxy.port}"
+        asyncio.run(_create_topic(bootstrap, local_stack.topics.events, registry.partition_count))
+        owner = owners("owner-broker", KEYFAN_BOOTSTRAP_SERVERS=bootstrap)
+        # When: the broker becomes unreachable and events arrive
+        proxy.close()
+        assert generate(local_stack, 40, seed=303)["sent"] == 40
+        ids = {str(e.event_id) for e in generate_events(40, list(registry.names), seed=303)}
+        wait_for(lambda: metric(owner, "keyfan_owner_in_flight") > 0, 20, "messages in flight", owner)
+        time.sleep(4)
+        # Then: nothing is deleted while unacknowledged
+        assert metric(owner, "keyfan_owner_published_total") == 0
+        assert queue_depth(local_stack, local_stack.queue_url) == 40
+        # When: the broker is back
+        proxy.open()
+        wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 60, "queue empty", owner)
+        # Then: all 40 are on the topic (duplicates allowed: at-least-once), none dead-lettered
+        records = records_for(read_topic(bootstrap, local_stack.topics.events), ids)
+        assert {dict(r.headers)[H_EVENT_ID].decode() for r in records} == ids
+        assert drain_dlq(local_stack) == []
+    finally:
+        proxy.close()
+        broker.kill()
+        broker.wait()
+
+
+async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+def test_sigterm_mid_stream_exits_cleanly_and_the_next_worker_delivers_the_rest(
+    local_stack: LocalStack, registry: DepartmentRegistry, owners: Callable[..., ServiceProcess]
+) -> None:
+    # Given: 400 events and a first owner working through them
+    assert generate(local_stack, 400, seed=404)["sent"] == 400
+    ids = {str(e.event_id) for e in generate_events(400, list(registry.names), seed=404)}
+    first = owners("owner-first")
+    wait_for(lambda: metric(first, "keyfan_owner_published_total") >= 40, 60, "first records", first)
+    # When: it gets SIGTERM mid-stream
+    first.popen.send_signal(signal.SIGTERM)
+    code = first.popen.wait(30)
+    # Then: it exits cleanly, having finished (or released) what it had in flight
+    assert code == 0, first.log_tail()
+    stopped = [json.loads(line) for line in first.log.read_text().splitlines() if '"owner stopped"' in line]
+    assert stopped and stopped[-1]["drained"] is True and stopped[-1]["in_flight"] == 0
+    assert stopped[-1]["published"] < 400, "the first worker finished everything: stop it earlier"
+    # When: the next worker starts
+    second = owners("owner-second")
+    wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 90, "queue empty", second)
+    # Then: every event is on the topic, none dead-lettered (duplicates only as at-least-once redeliveries)
+    records = records_for(read_topic(local_stack.bootstrap_servers, local_stack.topics.events), ids)
+    assert {dict(r.headers)[H_EVENT_ID].decode() for r in records} == ids
+    assert drain_dlq(local_stack) == []
+    published = stopped[-1]["published"] + metric(second, "keyfan_owner_published_total")
+    assert published >= 400
