@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from keyfan.departments import DepartmentRegistry
 
 AlgorithmSuiteName = Literal["signed", "unsigned"]
+KafkaAuth = Literal["none", "msk_iam"]
 
 
 class KeyfanSettings(BaseSettings):
@@ -43,6 +44,10 @@ class KafkaSettings(KeyfanSettings):
     topic: str = "keyfan.events"
     audit_topic: str = "keyfan.audit"
     dlq_topic: str = "keyfan.dlq"
+    # "msk_iam": SASL/OAUTHBEARER over TLS with the service's role (MSK); "none": plaintext (local, compose).
+    kafka_auth: KafkaAuth = "none"
+    # Replication of the topics Faust creates itself (Table changelogs): 1 locally, 3 on MSK.
+    replication_factor: PositiveInt = 1
     # Faust worker tuning; Tansu needs a short session timeout (see docs/architecture.md).
     broker_session_timeout: float = 6.0
     broker_heartbeat_interval: float = 1.5
