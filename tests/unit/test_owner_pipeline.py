@@ -325,3 +325,31 @@ def test_key_arns_are_alias_arns_in_the_owner_account():
         "sales": "arn:aws:kms:eu-west-1:123456789012:alias/s",
         "finance": "arn:aws:kms:eu-west-1:123456789012:alias/f",
     }
+
+
+async def test_encrypts_are_serialized_per_department_so_a_cold_cache_costs_one_kms_call():
+    import threading
+    import time as _time
+
+    class SlowEncryptor(FakeEncryptor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.active: dict[str, int] = {}
+            self.peak: dict[str, int] = {}
+            self.lock = threading.Lock()
+
+        def encrypt(self, department, plaintext, context):
+            with self.lock:
+                self.active[department] = self.active.get(department, 0) + 1
+                self.peak[department] = max(self.peak.get(department, 0), self.active[department])
+            _time.sleep(0.01)
+            with self.lock:
+                self.active[department] -= 1
+            return super().encrypt(department, plaintext, context)
+
+    encryptor = SlowEncryptor()
+    pipeline, _queue, publisher = _pipeline(encryptor=encryptor)
+    events = generate_events(20, ["sales", "finance"], seed=12)
+    await asyncio.gather(*(pipeline.handle(_message(to_message_body(e), i)) for i, e in enumerate(events)))
+    assert len(publisher.records) == 20
+    assert encryptor.peak == {"sales": 1, "finance": 1}
