@@ -38,6 +38,41 @@ def port_open(port: int, host: str = LOCALHOST, timeout: float = 0.2) -> bool:
         return False
 
 
+def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[str]:
+    """Socket inodes listening on ``port`` (any local address), from /proc/net/tcp and tcp6."""
+    inodes: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (proc / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # fields: sl, local_address (hex ip:hex port), rem_address, st (0A = LISTEN), ..., inode (index 9)
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def listens_on(pid: int, port: int, proc: Path = Path("/proc")) -> bool:
+    """The port is open *and* it is this pid's socket (not a squatter that got the port first)."""
+    inodes = listening_inodes(port, proc)
+    if not inodes:
+        return False
+    try:
+        fds = list((proc / str(pid) / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def cmdline_of(pid: int, proc: Path = Path("/proc")) -> list[str] | None:
     """The argv of a live process, or None if it is gone (or a zombie, whose cmdline is empty)."""
     try:
@@ -60,7 +95,13 @@ def is_zombie(pid: int, proc: Path = Path("/proc")) -> bool:
 
 def pid_alive(pid: int) -> bool:
     """True if the pid is a running (non-zombie) process we may signal."""
-    _reap(pid)
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        # Our own child: poll() reaps it if it has exited, so it does not linger as a zombie.
+        if child.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -89,28 +130,25 @@ def spawn_detached(argv: Sequence[str], log_path: Path, env: Mapping[str, str] |
             close_fds=True,
         )
     _CHILDREN[child.pid] = child
+    # Popen may return while the child is still inside exec (its cmdline reads empty): wait until the
+    # process shows our argv, so that every later ownership check sees it.
+    deadline = time.monotonic() + 5.0
+    while cmdline_of(child.pid) != list(argv) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
     return child.pid
 
 
-def _reap(pid: int) -> None:
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
-
-
-def wait_for_port(
-    port: int, *, pid: int, timeout: float, host: str = LOCALHOST, log: Path | None = None
-) -> None:
-    """Wait until the port accepts connections; fail fast if the process exits first (e.g. port taken)."""
+def wait_for_port(port: int, *, pid: int, timeout: float, log: Path | None = None) -> None:
+    """Wait until ``pid`` itself listens on the port; fail fast if it exits first (e.g. the port was taken)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if port_open(port, host):
+        if listens_on(pid, port):
             return
         if not pid_alive(pid):
             tail = _tail(log) if log else ""
             raise LocalStackError(f"process {pid} exited before port {port} opened{tail}")
         time.sleep(0.05)
-    raise LocalStackError(f"port {host}:{port} did not open within {timeout:.0f}s (pid {pid})")
+    raise LocalStackError(f"pid {pid} did not listen on port {port} within {timeout:.0f}s")
 
 
 def terminate(pid: int, argv: Sequence[str], timeout: float = 5.0) -> bool:

@@ -294,7 +294,7 @@ class LocalStack:
                     port=proc.port,
                     alive=alive,
                     ours=ours,
-                    listening=ours and processes.port_open(proc.port),
+                    listening=ours and processes.listens_on(proc.pid, proc.port),
                     log=proc.log,
                 )
             )
@@ -325,6 +325,9 @@ class LocalStack:
         last: LocalStackError | None = None
         for _ in range(_PORT_ATTEMPTS):
             port = processes.free_port()
+            if processes.port_open(port):
+                last = LocalStackError(f"port {port} is already taken")
+                continue
             argv = argv_for(port)
             pid = processes.spawn_detached(argv, log, env)
             info = ProcessInfo(name=name, pid=pid, port=port, argv=argv, log=log)
@@ -334,10 +337,7 @@ class LocalStack:
                 processes.terminate(pid, argv)
                 last = exc
                 continue
-            # The port may have been answered by an intruder while our process was still starting.
-            if processes.is_our_process(pid, argv):
-                return info
-            last = LocalStackError(f"{name} pid {pid} is gone after its port opened")
+            return info
         raise LocalStackError(f"could not start {name} after {_PORT_ATTEMPTS} attempts: {last}")
 
     def _start(self, notes: list[str]) -> None:

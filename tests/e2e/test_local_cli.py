@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -156,22 +157,27 @@ def test_dead_process_is_reported_and_restarted(workdir: Path) -> None:
     assert "local stack: healthy" in run(workdir, "status").stdout
 
 
-def test_taken_port_is_skipped(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given free_port() first hands out a port someone else holds
-    with __import__("socket").socket() as squatter:
+@pytest.mark.parametrize("listening", [True, False], ids=["squatter-listens", "squatter-only-binds"])
+def test_taken_port_is_skipped(workdir: Path, monkeypatch: pytest.MonkeyPatch, listening: bool) -> None:
+    # Given free_port() first hands out a port someone else holds (listening: seen before spawning;
+    # only bound: our process fails to bind and exits, and the stack retries elsewhere)
+    with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
+        if listening:
+            squatter.listen()
         taken = squatter.getsockname()[1]
         real_free_port = procs.free_port
-        ports = iter([taken])
+        ports = iter([taken, taken])
         monkeypatch.setattr(
             procs, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port(host)
         )
         stack = LocalStack(
-            workdir / "other-state", departments_file=workdir / "departments.toml", iac_dir=REPO / "iac"
+            workdir / f"other-state-{listening}",
+            departments_file=workdir / "departments.toml",
+            iac_dir=REPO / "iac",
         )
         try:
-            # When the stack starts, then it moves on to another port instead of failing
+            # When the stack starts, then it moves on to other ports instead of failing
             stack.up()
             state = stack.state
             assert state.moto is not None and state.broker is not None

@@ -31,6 +31,20 @@ def test_port_open_sees_a_listener() -> None:
         assert processes.port_open(port)
 
 
+def test_listens_on_tells_whose_socket_it_is(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert not processes.listens_on(os.getpid(), port)
+        sock.listen()
+        assert processes.listens_on(os.getpid(), port)
+        other = processes.spawn_detached(SLEEPER, tmp_path / "sleep.log")
+        try:
+            assert not processes.listens_on(other, port)
+        finally:
+            processes.terminate(other, SLEEPER)
+
+
 def test_cmdline_of_this_process() -> None:
     argv = processes.cmdline_of(os.getpid())
     assert argv is not None and argv[0].endswith(("python", "python3", "python3.11", "pytest"))
