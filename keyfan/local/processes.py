@@ -55,7 +55,12 @@ def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[str]:
 
 
 def listens_on(pid: int, port: int, proc: Path = Path("/proc")) -> bool:
-    """The port is open *and* it is this pid's socket (not a squatter that got the port first)."""
+    """The port is open *and* it is this pid's socket (not a squatter that got the port first).
+
+    Without /proc (macOS) this degrades to "the port is open": good enough on a developer laptop.
+    """
+    if not (proc / "net" / "tcp").exists():
+        return port_open(port)
     inodes = listening_inodes(port, proc)
     if not inodes:
         return False
@@ -113,7 +118,20 @@ def pid_alive(pid: int) -> bool:
 
 def is_our_process(pid: int, argv: Sequence[str], proc: Path = Path("/proc")) -> bool:
     """The pid runs exactly the argv we launched (so it is ours and not a reused pid)."""
+    if not (proc / "self").exists():
+        return _ps_command(pid) == " ".join(argv)
     return cmdline_of(pid, proc) == list(argv)
+
+
+def _ps_command(pid: int) -> str | None:
+    """Without /proc (macOS), ``ps`` gives the command line joined by spaces."""
+    try:
+        out = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
 
 
 def spawn_detached(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> int:
@@ -133,7 +151,7 @@ def spawn_detached(argv: Sequence[str], log_path: Path, env: Mapping[str, str] |
     # Popen may return while the child is still inside exec (its cmdline reads empty): wait until the
     # process shows our argv, so that every later ownership check sees it.
     deadline = time.monotonic() + 5.0
-    while cmdline_of(child.pid) != list(argv) and child.poll() is None and time.monotonic() < deadline:
+    while not is_our_process(child.pid, argv) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     return child.pid
 

@@ -140,7 +140,7 @@ class LocalStack:
         region: str = "us-east-1",
         name_prefix: str = "keyfan",
     ) -> None:
-        self.state_dir = (state_dir or DEFAULT_STATE_DIR).resolve()
+        self.state_dir = (state_dir or default_state_dir()).resolve()
         self.departments_file = (departments_file or Path("departments.toml")).resolve()
         self.iac_dir = (iac_dir or default_iac_dir()).resolve()
         self.region = region

@@ -65,6 +65,15 @@ def test_terminate_refuses_a_pid_running_something_else(tmp_path: Path) -> None:
     assert not processes.terminate(pid, SLEEPER)
 
 
+def test_without_proc_ownership_falls_back_to_ps(tmp_path: Path) -> None:
+    pid = processes.spawn_detached(SLEEPER, tmp_path / "sleep.log")
+    try:
+        assert processes.is_our_process(pid, SLEEPER, proc=tmp_path)
+        assert not processes.is_our_process(pid, [*SLEEPER, "x"], proc=tmp_path)
+    finally:
+        processes.terminate(pid, SLEEPER)
+
+
 def test_dead_child_is_not_alive_even_before_reaping(tmp_path: Path) -> None:
     pid = processes.spawn_detached([sys.executable, "-c", "print('bye')"], tmp_path / "out.log")
     for _ in range(200):
