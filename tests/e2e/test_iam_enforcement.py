@@ -6,8 +6,10 @@ Plain boto3 KMS calls, so a failure here points at the policies or the moto patc
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from botocore.exceptions import ClientError
 from keyfan.local import LocalStack
 
 pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
 
 DEPARTMENTS = ("sales", "finance")
 
@@ -153,3 +157,45 @@ def test_owner_encrypts_under_every_key_but_cannot_decrypt(local_stack: LocalSta
             ),
             "kms:Decrypt",
         )
+
+
+def test_a_policy_change_in_iac_changes_what_is_enforced(tmp_path: Path) -> None:
+    # Given a private stack deployed from a copy of iac/
+    iac = tmp_path / "iac"
+    shutil.copytree(REPO / "iac", iac)
+    stack = LocalStack(tmp_path / "state", departments_file=REPO / "departments.toml", iac_dir=iac)
+    try:
+        stack.up()
+        blob = (
+            stack.admin_session()
+            .client("kms")
+            .encrypt(KeyId="alias/keyfan-sales", Plaintext=b"x", EncryptionContext={"department": "sales"})[
+                "CiphertextBlob"
+            ]
+        )
+        sales = stack.session_for("sales").client("kms")
+        assert (
+            sales.decrypt(CiphertextBlob=blob, EncryptionContext={"department": "sales"})["Plaintext"] == b"x"
+        )
+
+        # When the consumer's KMS grant is edited in the template and the stack re-provisioned
+        template = iac / "department.yaml"
+        edited = template.read_text().replace("Action: kms:Decrypt\n", "Action: kms:DescribeKey\n")
+        assert edited != template.read_text(), (
+            "department.yaml no longer grants kms:Decrypt as this test expects"
+        )
+        template.write_text(edited)
+        stack.provision()
+
+        # Then the same identity is now refused, and the key (and its ciphertexts) survived the update
+        assert_denied(
+            partial(sales.decrypt, CiphertextBlob=blob, EncryptionContext={"department": "sales"}),
+            "kms:Decrypt",
+        )
+        admin_kms = stack.admin_session().client("kms")
+        assert (
+            admin_kms.decrypt(CiphertextBlob=blob, EncryptionContext={"department": "sales"})["Plaintext"]
+            == b"x"
+        )
+    finally:
+        stack.down()
