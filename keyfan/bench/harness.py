@@ -11,7 +11,7 @@ from typing import Any
 
 from keyfan.bench.context import BenchContext
 from keyfan.bench.report import write_results
-from keyfan.bench.runner import BenchConfig, configure_logging, run_benchmark
+from keyfan.bench.runner import BenchConfig, bench_logging, run_benchmark
 from keyfan.local import LocalStack
 
 Progress = Callable[[str], None]
@@ -28,9 +28,9 @@ def bench_on_stack(
 ) -> dict[str, Any]:
     """Measure on a running, provisioned ``stack``; write ``results.{json,md,png}`` to ``out_dir``."""
     work = work_dir or stack.state_dir
-    configure_logging(work / "bench.log")
     ctx = BenchContext.from_stack(stack)
-    results = asyncio.run(run_benchmark(ctx, config, work_dir=work, progress=progress))
+    with bench_logging(work / "bench.log"):
+        results = asyncio.run(run_benchmark(ctx, config, work_dir=work, progress=progress))
     write_results(results, out_dir, readme_section=readme_section)
     return results
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -49,8 +49,27 @@ from keyfan.settings import ConsumerSettings, OwnerSettings
 from keyfan.sqs import OutgoingMessage, QueueMessage, SqsQueue
 
 STALL_SECONDS = 60.0
+
+
+class MeasureHooks(Protocol):
+    """Called around the measured window only (after warm-up and set-up): the profiler uses it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _NoHooks:
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 # The owner's long poll (the service's default is 2 s); only the drain at the end of a run waits for it.
 POLL_WAIT_SECONDS = 1
+FETCH_MAX_WAIT_MS = 500  # aiokafka's default
 
 
 def _owner_default(name: str) -> Any:
@@ -172,10 +191,10 @@ def fill_queue(queue: SqsQueue, events: Sequence[DepartmentEvent]) -> dict[str, 
     sent: dict[str, float] = {}
     for start in range(0, len(events), 10):
         chunk = events[start : start + 10]
+        now = time.time()
         result = queue.send_batch([OutgoingMessage(to_message_body(e)) for e in chunk])
         if result.failed:
             raise BenchError(f"SQS refused {len(result.failed)} benchmark messages")
-        now = time.time()
         sent.update({str(e.event_id): now for e in chunk})
     return sent
 
@@ -199,6 +218,7 @@ async def _owner_until(
     topic: str,
     queue: CountingQueue | PreloadedQueue,
     count: int,
+    hooks: MeasureHooks | None = None,
 ) -> tuple[float, float]:
     """Run an owner worker until ``count`` messages are deleted; (start, last delete) wall times."""
     pipeline = OwnerPipeline(
@@ -219,11 +239,14 @@ async def _owner_until(
         wait_seconds=POLL_WAIT_SECONDS,
         visibility_timeout=_owner_default("visibility_timeout_seconds"),
     )
+    hooks = hooks or _NoHooks()
+    hooks.start()
     started = time.time()
     runner.start()
     try:
         await _wait_for(lambda: queue.deleted >= count, f"owner published {queue.deleted}/{count}")
     finally:
+        hooks.stop()
         await runner.drain(30.0)
     return started, queue.last_delete
 
@@ -244,13 +267,14 @@ async def run_owner_path(
     warmup: Sequence[DepartmentEvent],
     *,
     via_sqs: bool = True,
+    hooks: MeasureHooks | None = None,
 ) -> OwnerRun:
     """Warm up (caches, connections, credentials), then measure the owner draining ``events``: from SQS
     (filled beforehand, untimed) or, with ``via_sqs=False``, from messages it has already received."""
-    generator = ctx.queue("generator")
+    generator = ctx.queue("generator") if via_sqs else None
 
     async def queue_of(batch: Sequence[DepartmentEvent]) -> CountingQueue | PreloadedQueue:
-        if not via_sqs:
+        if generator is None:
             return PreloadedQueue(batch)
         await asyncio.to_thread(fill_queue, generator, batch)
         return CountingQueue(ctx.queue("owner"))
@@ -264,7 +288,7 @@ async def run_owner_path(
         warm_calls = kms_calls(encryptor)
         encryptor.timer.reset()
         queue = await queue_of(events)
-        started, ended = await _owner_until(ctx, encryptor, publisher, topic, queue, len(events))
+        started, ended = await _owner_until(ctx, encryptor, publisher, topic, queue, len(events), hooks)
     finally:
         await publisher.stop()
     seconds = ended - started
@@ -307,6 +331,7 @@ class RecordingHandler:
         self.inner = inner
         self.department = inner.department
         self.applied: dict[str, float] = {}
+        self.produced: dict[str, float] = {}
 
     def initial_state(self) -> State:
         return self.inner.initial_state()
@@ -314,6 +339,7 @@ class RecordingHandler:
     def apply(self, state: State, metadata: RecordMetadata, data: Any) -> State:
         new_state = self.inner.apply(state, metadata, data)
         self.applied[metadata.event_id] = time.time()
+        self.produced[metadata.event_id] = metadata.produced_at
         return new_state
 
     def merge(self, states: Any) -> State:
@@ -404,6 +430,9 @@ async def run_consumer_path(
     partitions: Sequence[int],
     expected: int,
     warmup: int,
+    *,
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+    hooks: MeasureHooks | None = None,
 ) -> ConsumerRun:
     """Read ``expected`` records of ``partitions`` and take each to its outcome; the first ``warmup``
     records are not timed (data-key cache, connections)."""
@@ -413,12 +442,14 @@ async def run_consumer_path(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id="keyfan-bench-consumer",
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     await consumer.start()
     processed = 0
     started = time.time()
     warm_calls = 0
     value_bytes = record_bytes = 0
+    hooks = hooks or _NoHooks()
     try:
         consumer.assign([TopicPartition(topic, p) for p in partitions])
         deadline = time.monotonic() + STALL_SECONDS
@@ -431,6 +462,7 @@ async def run_consumer_path(
                     if processed == warmup:
                         warm_calls = kms_calls(decryptor)
                         decryptor.timer.reset()
+                        hooks.start()
                         started = time.time()
                     headers = list(message.headers)
                     if built.rewrite_content:
@@ -454,9 +486,10 @@ async def run_consumer_path(
                     processed += 1
             if batches:
                 deadline = time.monotonic() + STALL_SECONDS
+        seconds = time.time() - started
     finally:
+        hooks.stop()
         await consumer.stop()
-    seconds = time.time() - started
     measured = expected - warmup
     snapshot = built.metrics.snapshot()
     return ConsumerRun(

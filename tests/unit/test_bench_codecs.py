@@ -1,0 +1,55 @@
+"""The plaintext twins satisfy the crypto ports, carry key and context, and say "plaintext" on the wire."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyfan.bench.codecs import (
+    PlaintextDecryptor,
+    PlaintextEncryptor,
+    content_of,
+    frame,
+    unframe,
+    with_content,
+)
+from keyfan.crypto.ports import Decryptor, Encryptor
+from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT, H_CONTENT, H_EVENT_ID
+from keyfan.exceptions import ConfigError, CorruptMessage
+
+ARN = "arn:aws:kms:us-east-1:123456789012:alias/keyfan-sales"
+CONTEXT = {"department": "sales", "event_type": "order.created", "schema_version": "1", "topic": "t"}
+
+
+def test_twins_round_trip_the_plaintext_key_and_context():
+    encryptor: Encryptor = PlaintextEncryptor({"sales": ARN})
+    decryptor: Decryptor = PlaintextDecryptor()
+    encrypted = encryptor.encrypt("sales", b'{"event_id":"x"}', CONTEXT)
+    assert encrypted.key_arn == ARN
+    assert decryptor.key_arns(encrypted.ciphertext) == (ARN,)
+    decrypted = decryptor.decrypt(encrypted.ciphertext)
+    assert decrypted.plaintext == b'{"event_id":"x"}'
+    assert dict(decrypted.encryption_context) == CONTEXT
+    assert decrypted.key_arn == ARN
+
+
+def test_unknown_department_is_a_config_error():
+    with pytest.raises(ConfigError):
+        PlaintextEncryptor({"sales": ARN}).encrypt("finance", b"x", CONTEXT)
+    with pytest.raises(ConfigError):
+        PlaintextEncryptor({})
+
+
+@pytest.mark.parametrize("value", [b"", b"KFPT", b"NOPE\x01\x00\x02{}", frame(ARN, CONTEXT, b"x")[:-20]])
+def test_anything_else_is_corrupt(value):
+    with pytest.raises(CorruptMessage):
+        unframe(value)
+
+
+def test_content_header_is_rewritten_and_nothing_else():
+    headers = [(H_CONTENT, CONTENT_ESDK.encode()), (H_EVENT_ID, b"e-1")]
+    assert with_content(headers, CONTENT_PLAINTEXT) == [(H_CONTENT, b"plaintext"), (H_EVENT_ID, b"e-1")]
+
+
+def test_content_of_names_what_a_codec_writes():
+    assert content_of(PlaintextEncryptor({"sales": ARN})) == CONTENT_PLAINTEXT
+    assert content_of(object()) == CONTENT_ESDK
