@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from keyfan.local import LocalStack
-from keyfan.local.processes import pid_alive
+from keyfan.local.processes import is_our_process, pid_alive, terminate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,10 +41,12 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         iac_dir=REPO / "iac",
     )
     stack.up()
-    pids = [p.pid for p in stack.state.processes()]
+    started = stack.state.processes()  # kept in memory: teardown works even if the state dir is gone
     try:
         yield stack
     finally:
         stack.down()
-        survivors = [pid for pid in pids if pid_alive(pid)]
+        survivors = [p for p in started if pid_alive(p.pid) and is_our_process(p.pid, p.argv)]
+        for proc in survivors:
+            terminate(proc.pid, proc.argv)
         assert not survivors, f"local stack processes still running after down: {survivors}"
