@@ -29,6 +29,7 @@ from keyfan.envelope import RecordMetadata, check_context, open_sealed
 from keyfan.exceptions import AccessDenied, KeyfanError
 from keyfan.local.services import ServiceProcess, start_service
 from keyfan.local.stack import LocalStack
+from keyfan.logs import configure_logging
 
 Progress = Callable[[str], None]
 
@@ -166,6 +167,8 @@ def _sample(stack: LocalStack, registry: DepartmentRegistry, department: str) ->
 def run_demo(
     *, count: int, seed: int, state_dir: Path, timeout: float, progress: Progress, with_sample: bool = True
 ) -> DemoReport:
+    # Our own logs (and the Encryption SDK's noisy ones, quieted) go to stderr: stdout is the report.
+    configure_logging("keyfan-demo", "WARNING", stream="ext://sys.stderr")
     stack = LocalStack(state_dir)
     progress(f"starting the local stack in {stack.state_dir} (Tansu broker, moto server with IAM on)")
     stack.up()
@@ -175,7 +178,8 @@ def run_demo(
             owner: ServiceProcess = running["owner"]
             consumers: dict[str, ServiceProcess] = running["consumers"]
             progress(f"generating {count} events under the generator role (seed {seed})")
-            generated = _generate(stack, count, seed)
+            sent = _generate(stack, count, seed)
+            generated = {d.name: sent.get(d.name, 0) for d in registry}  # registry order for the report
             progress("waiting until every event is accounted for")
             deadline = time.monotonic() + timeout
             while True:
@@ -197,7 +201,7 @@ def run_demo(
                 unaccounted=unaccounted,
                 problems=problems,
             )
-            if with_sample and generated:
+            if with_sample:
                 first = next((name for name, n in generated.items() if n), None)
                 report.sample = _sample(stack, registry, first) if first else None
             progress("stopping the services")

@@ -120,7 +120,7 @@ def start_service(
     while time.monotonic() < deadline:
         if not service.running():
             raise LocalStackError(f"{name} exited with {popen.returncode} at start:\n{service.log_tail()}")
-        if processes.port_open(port):
+        if processes.listens_on(popen.pid, port):  # our worker's socket, not a squatter's
             return service
         time.sleep(0.1)
     service.kill()
