@@ -133,6 +133,8 @@ async def run_latency(
         max_ms=max(total),
         to_publish_p50_ms=percentile(to_publish, 50),
         publish_to_handler_p50_ms=percentile(after_publish, 50),
+        to_publish_p99_ms=percentile(to_publish, 99),
+        publish_to_handler_p99_ms=percentile(after_publish, 99),
     )
 
 

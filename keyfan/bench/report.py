@@ -129,6 +129,33 @@ def latency_table(results: dict[str, Any]) -> list[str]:
     )
 
 
+def latency_split_table(results: dict[str, Any]) -> list[str]:
+    """Where the latency goes: generator send -> owner publish (SQS, owner, encrypt) and publish -> handler."""
+    rows = []
+    for r in results["latency"]:
+        rows.append(
+            [
+                r["suite"],
+                f"{num(r.get('encrypted_to_publish_p50_ms'), 1)} / {num(r.get('encrypted_to_publish_p99_ms'), 1)}",
+                f"{num(r.get('plaintext_to_publish_p50_ms'), 1)} / {num(r.get('plaintext_to_publish_p99_ms'), 1)}",
+                f"{num(r.get('encrypted_publish_to_handler_p50_ms'), 1)} / "
+                f"{num(r.get('encrypted_publish_to_handler_p99_ms'), 1)}",
+                f"{num(r.get('plaintext_publish_to_handler_p50_ms'), 1)} / "
+                f"{num(r.get('plaintext_publish_to_handler_p99_ms'), 1)}",
+            ]
+        )
+    return _table(
+        [
+            "Suite",
+            "Enc send->publish p50/p99 ms",
+            "Plain send->publish p50/p99 ms",
+            "Enc publish->handler p50/p99 ms",
+            "Plain publish->handler p50/p99 ms",
+        ],
+        rows,
+    )
+
+
 def bytes_table(results: dict[str, Any]) -> list[str]:
     rows = [
         [
@@ -138,6 +165,7 @@ def bytes_table(results: dict[str, Any]) -> list[str]:
             num(r["encrypted_value_bytes"]),
             num(r["plaintext_value_bytes"]),
             num(r["encryption_overhead_bytes"]),
+            num(r.get("overhead_vs_sealed_bytes")),
             num(r["encrypted_record_bytes"]),
             num(r["plaintext_record_bytes"]),
         ]
@@ -150,7 +178,8 @@ def bytes_table(results: dict[str, Any]) -> list[str]:
             "Sealed plaintext B",
             "Encrypted value B",
             "Plaintext value B",
-            "Overhead B",
+            "Enc - plain value B",
+            "Enc - sealed B",
             "Encrypted record B",
             "Plaintext record B",
         ],
@@ -207,6 +236,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Throughput", "", *throughput_table(results)]
     lines += ["", "## KMS calls per 1,000 records", "", *kms_table(results)]
     lines += ["", "## End-to-end latency (generator send -> consumer handler)", "", *latency_table(results)]
+    lines += ["", "Where the latency goes (medians over runs):", "", *latency_split_table(results)]
     lines += ["", "## Bytes per record on the topic", "", *bytes_table(results)]
     if results.get("memory"):
         lines += ["", "## Peak resident memory (real service processes)", "", *memory_table(results)]
@@ -292,17 +322,17 @@ def render_chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(14, 9))
+    fig, axes = plt.subplots(2, 2, figsize=(15, 10))
     ax = axes[0][0]
-    rows = [r for r in results["throughput"] if r["ratio"] is not None]
-    labels = [f"{r['path']}\n{r['suite']} {size_label(r['size'])}" for r in rows]
+    rows = [r for r in results["throughput"] if r["ratio"] is not None and r["goal"] is not None]
+    labels = [f"{r['path']} {r['suite']} {size_label(r['size'])}" for r in rows]
     ax.barh(
         range(len(rows)),
         [r["ratio"] for r in rows],
         color=["#4c72b0" if r["meets_goal"] else "#dd8452" for r in rows],
     )
     ax.axvline(0.9, color="black", linestyle="--", linewidth=1, label="goal 0.9x")
-    ax.set_yticks(range(len(rows)), labels, fontsize=6)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("encrypted / plaintext throughput (median of per-run ratios)")
     ax.set_title("Throughput ratio to the plaintext twin")
@@ -331,7 +361,7 @@ def render_chart(results: dict[str, Any], path: Path) -> None:
         (0.3, "encrypted_p99_ms", "encrypted p99"),
     ):
         ax.bar([i + offset for i in x], [r[key] or 0 for r in lat], width=0.2, label=label)
-    ax.set_xticks(list(x), [f"{r['suite']} {size_label(r['size'])}" for r in lat])
+    ax.set_xticks(list(x), [f"{r['suite']}\n{size_label(r['size'])}" for r in lat])
     ax.set_ylabel("ms")
     ax.set_title("End-to-end latency, generator -> handler")
     ax.legend(fontsize=7)
@@ -345,7 +375,7 @@ def render_chart(results: dict[str, Any], path: Path) -> None:
     ax.bar(
         [i + 0.2 for i in x], [r["encrypted_record_bytes"] or 0 for r in data], width=0.4, label="encrypted"
     )
-    ax.set_xticks(list(x), [f"{r['suite']} {size_label(r['size'])}" for r in data])
+    ax.set_xticks(list(x), [f"{r['suite']}\n{size_label(r['size'])}" for r in data])
     ax.set_yscale("log")
     ax.set_ylabel("bytes per record (key + headers + value, log)")
     ax.set_title("Bytes per record on the topic")

@@ -61,10 +61,10 @@ class BenchConfig:
     sizes: tuple[int, ...] = (256, 1024, 16384)
     suites: tuple[SuiteName, ...] = ("signed", "unsigned")
     warmup: int = 20
-    pipeline_records: int = 600
-    sqs_records: int = 300
+    pipeline_records: int = 1500
+    sqs_records: int = 150
     cache_off_records: int = 60
-    latency_records: int = 250
+    latency_records: int = 200
     latency_rate: float = 25.0
     memory_records: int = 600
     profile_records: int = 300

@@ -59,6 +59,8 @@ class LatencySample:
     # owner publish -> handler.
     to_publish_p50_ms: float
     publish_to_handler_p50_ms: float
+    to_publish_p99_ms: float = 0.0
+    publish_to_handler_p99_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,11 @@ def latency_rows(samples: Sequence[LatencySample]) -> list[dict[str, Any]]:
                 "p99_delta_ms_runs": deltas,
                 "encrypted_to_publish_p50_ms": _med(enc[r].to_publish_p50_ms for r in runs),
                 "encrypted_publish_to_handler_p50_ms": _med(enc[r].publish_to_handler_p50_ms for r in runs),
+                "encrypted_to_publish_p99_ms": _med(enc[r].to_publish_p99_ms for r in runs),
+                "encrypted_publish_to_handler_p99_ms": _med(enc[r].publish_to_handler_p99_ms for r in runs),
                 "plaintext_to_publish_p50_ms": _med(plain[r].to_publish_p50_ms for r in runs),
+                "plaintext_to_publish_p99_ms": _med(plain[r].to_publish_p99_ms for r in runs),
+                "plaintext_publish_to_handler_p99_ms": _med(plain[r].publish_to_handler_p99_ms for r in runs),
                 "plaintext_publish_to_handler_p50_ms": _med(plain[r].publish_to_handler_p50_ms for r in runs),
                 "goal_delta_ms": LATENCY_GOAL_MS,
                 "meets_goal": None if delta is None else delta <= LATENCY_GOAL_MS,
@@ -178,12 +182,13 @@ def bytes_rows(samples: Sequence[Sample]) -> list[dict[str, Any]]:
         plain = _by_run(s for s in consumer if (s.codec, s.suite, s.size) == ("plaintext", suite, size))
         runs = sorted(set(enc) & set(plain))
         enc_value = _med(enc[r].value_bytes or 0.0 for r in runs)
+        payload = _med(enc[r].payload_bytes or 0.0 for r in runs)
         plain_value = _med(plain[r].value_bytes or 0.0 for r in runs)
         rows.append(
             {
                 "suite": suite,
                 "size": size,
-                "payload_bytes": _med(enc[r].payload_bytes or 0.0 for r in runs),
+                "payload_bytes": payload,
                 "encrypted_value_bytes": enc_value,
                 "plaintext_value_bytes": plain_value,
                 "encrypted_record_bytes": _med(enc[r].record_bytes or 0.0 for r in runs),
@@ -196,6 +201,9 @@ def bytes_rows(samples: Sequence[Sample]) -> list[dict[str, Any]]:
                 "encryption_overhead_bytes": None
                 if enc_value is None or plain_value is None
                 else enc_value - plain_value,
+                "overhead_vs_sealed_bytes": None
+                if enc_value is None or payload is None
+                else enc_value - payload,
             }
         )
     return rows
