@@ -24,15 +24,16 @@ def department_var(department: str, suffix: str) -> str:
 
 def stack_env(state: StackState) -> dict[str, str]:
     """The shared environment: runner credentials (they can only assume roles), endpoints, topics, ARNs."""
-    if state.runner is None or state.platform is None or state.moto is None or state.broker is None:
+    endpoint, bootstrap = state.endpoint_url, state.bootstrap_servers
+    if state.runner is None or state.platform is None or endpoint is None or bootstrap is None:
         raise LocalStackError("the local stack is not up (run `keyfan local up`)")
     env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{state.moto.port}",
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_REGION": state.region,
         "AWS_DEFAULT_REGION": state.region,
         "AWS_ACCESS_KEY_ID": state.runner.access_key_id,
         "AWS_SECRET_ACCESS_KEY": state.runner.secret_access_key.get_secret_value(),
-        "KEYFAN_BOOTSTRAP_SERVERS": f"127.0.0.1:{state.broker.port}",
+        "KEYFAN_BOOTSTRAP_SERVERS": bootstrap,
         "KEYFAN_TOPIC": state.topics.events,
         "KEYFAN_AUDIT_TOPIC": state.topics.audit,
         "KEYFAN_DLQ_TOPIC": state.topics.dlq,

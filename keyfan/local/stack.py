@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
@@ -359,9 +360,35 @@ class LocalStack:
             update={"broker": kafka, "topics": Topics(partitions=registry.partition_count)}
         )
         save_state(self.state_dir, state)
-        self._write_aws_config(state)
+        self._bootstrap(state, registry)
+        notes.append(
+            f"moto on 127.0.0.1:{moto.port} (pid {moto.pid}), Tansu on 127.0.0.1:{kafka.port} (pid {kafka.pid})"
+        )
 
-        # Identities with auth off, then auth on for good.
+    def attach(self, endpoint_url: str, bootstrap_servers: str) -> StackState:
+        """Provision servers this stack did not start (docker-compose's moto and Kafka); idempotent.
+
+        The first call creates the identities and switches moto's auth on; later calls only re-provision.
+        """
+        with self._locked():
+            recorded = load_state(self.state_dir)
+            if recorded is not None and recorded.provisioned_at is not None:
+                return self._provision(recorded)
+            registry = self._registry()
+            state = StackState(
+                region=self.region,
+                name_prefix=self.name_prefix,
+                departments_file=self.departments_file,
+                external_endpoint_url=endpoint_url,
+                external_bootstrap_servers=bootstrap_servers,
+                topics=Topics(partitions=registry.partition_count),
+            )
+            save_state(self.state_dir, state)
+            return self._bootstrap(state, registry)
+
+    def _bootstrap(self, state: StackState, registry: DepartmentRegistry) -> StackState:
+        """Identities with auth off, then auth on for good, then the templates and topics."""
+        self._write_aws_config(state)
         iam = self._unauthenticated_client(state, "iam")
         admin = identities.create_admin(iam, self.name_prefix)
         runner = identities.create_runner(iam, self.name_prefix)
@@ -372,10 +399,7 @@ class LocalStack:
         )
         save_state(self.state_dir, state)
         self._enable_auth(state)
-        self._provision(state, registry)
-        notes.append(
-            f"moto on 127.0.0.1:{moto.port} (pid {moto.pid}), Tansu on 127.0.0.1:{kafka.port} (pid {kafka.pid})"
-        )
+        return self._provision(state, registry)
 
     def _provision(self, state: StackState, registry: DepartmentRegistry | None = None) -> StackState:
         registry = registry or self._registry()
@@ -442,9 +466,10 @@ class LocalStack:
 
     def _enable_auth(self, state: StackState) -> None:
         """From now on every call is signed and authorized (moto's reset-auth takes a raw body, not a form)."""
-        if state.moto is None:
+        endpoint = urlsplit(state.endpoint_url or "")
+        if not endpoint.hostname:
             raise LocalStackError("the local stack has no moto server")
-        conn = http.client.HTTPConnection(processes.LOCALHOST, state.moto.port, timeout=10)
+        conn = http.client.HTTPConnection(endpoint.hostname, endpoint.port or 80, timeout=10)
         try:
             conn.request("POST", "/moto-api/reset-auth", body=b"0", headers={"Content-Type": "text/plain"})
             response = conn.getresponse()

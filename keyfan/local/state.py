@@ -88,6 +88,9 @@ class StackState(BaseModel):
     departments_file: Path
     moto: ProcessInfo | None = None
     broker: ProcessInfo | None = None
+    # Set when the stack was attached to servers it did not start (docker-compose's moto and Kafka).
+    external_endpoint_url: str | None = None
+    external_bootstrap_servers: str | None = None
     runner: AccessKey | None = None
     admin_arn: str | None = None
     platform: PlatformResources | None = None
@@ -97,10 +100,14 @@ class StackState(BaseModel):
 
     @property
     def endpoint_url(self) -> str | None:
+        if self.external_endpoint_url:
+            return self.external_endpoint_url
         return f"http://127.0.0.1:{self.moto.port}" if self.moto else None
 
     @property
     def bootstrap_servers(self) -> str | None:
+        if self.external_bootstrap_servers:
+            return self.external_bootstrap_servers
         return f"127.0.0.1:{self.broker.port}" if self.broker else None
 
     def processes(self) -> list[ProcessInfo]:
