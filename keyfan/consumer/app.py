@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TransportT
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from keyfan.consumer.audit import AuditSink
 from keyfan.consumer.denials import Clock, DenialMemory
+from keyfan.consumer.faust_fixes import ReseekingTransport
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.pipeline import (
@@ -74,9 +76,13 @@ class ConsumerRuntime:
 
 
 class ConsumerApp(faust.App):
-    """A ``faust.App`` that carries its ``ConsumerRuntime``."""
+    """A ``faust.App`` that carries its ``ConsumerRuntime`` and re-seeks uncommitted partitions
+    (see ``keyfan.consumer.faust_fixes``)."""
 
     runtime: ConsumerRuntime
+
+    def _new_transport(self) -> TransportT:
+        return ReseekingTransport(self.conf.broker_consumer, self)
 
 
 def create_consumer_app(

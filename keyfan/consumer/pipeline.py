@@ -7,7 +7,7 @@ never skipped. Tests drive this class directly with a fake decryptor and in-memo
 
 Order of checks, cheapest first (and no KMS call for a record that cannot be decrypted anyway)::
 
-    headers -> already applied? -> EDK key ARNs (no KMS) -> remembered denial? -> KMS decrypt
+    headers -> already applied (audit "duplicate", done)? -> EDK key ARNs (no KMS) -> remembered denial? -> KMS decrypt
             -> encryption context vs headers -> event id inside vs headers -> handler -> audit -> state
 """
 
@@ -163,6 +163,10 @@ class RecordPipeline:
                 raise CorruptMessage("empty_value", "record has no value")
             slot = self._slot(record.partition)
             if record.offset <= slot[APPLIED_OFFSET]:
+                # Applied before a crash or rebalance: not counted again, but audited as a redelivery so
+                # that the audit trail covers every delivery even if the first audit record was lost.
+                duplicate = Classification(Outcome.DECRYPTED, "duplicate")
+                await self._audit(record, metadata, metadata.key_arn, duplicate, self.principal)
                 self.metrics.duplicate()
                 log_event(
                     logger,
@@ -172,7 +176,7 @@ class RecordPipeline:
                     offset=record.offset,
                     event_id=metadata.event_id,
                 )
-                return Classification(Outcome.DECRYPTED, "duplicate")
+                return duplicate
             key_arns = self.decryptor.key_arns(record.value)
             if metadata.key_arn not in key_arns:
                 raise TamperedMessage("key_arn_mismatch", "key ARN header is not a key of the ciphertext")

@@ -25,7 +25,12 @@ def load_settings(default_department: str, **overrides: Any) -> ConsumerSettings
     return ConsumerSettings(department=department, **given)
 
 
-def run_worker(settings: ConsumerSettings, handler: DomainHandler, loglevel: str = "INFO") -> None:
+def run_worker(
+    settings: ConsumerSettings,
+    handler: DomainHandler,
+    loglevel: str = "INFO",
+    library_loglevel: str | None = None,
+) -> None:
     """Start a Faust worker for this consumer and block until it stops (SIGTERM/SIGINT)."""
     from faust.worker import Worker
 
@@ -33,7 +38,7 @@ def run_worker(settings: ConsumerSettings, handler: DomainHandler, loglevel: str
     worker = Worker(
         app,
         loglevel=loglevel,
-        logging_config=logging_config(f"{settings.department}-consumer", loglevel),
+        logging_config=_logging_config(settings.department, loglevel, library_loglevel),
         redirect_stdouts=False,
     )
     worker.execute_from_commandline()
@@ -51,13 +56,20 @@ def consumer_command(default_department: str, handler_factory: Callable[[], Doma
     @click.option("--web-port", type=int, default=None, help="Port of /state and /metrics.")
     @click.option("--group-id", default=None, help="Consumer group (default keyfan-<department>).")
     @click.option("--loglevel", default="INFO", show_default=True)
+    @click.option(
+        "--library-loglevel", default=None, help="Log level for faust/mode/aiokafka (default: WARNING)."
+    )
     def command(
-        own_partitions: bool | None, web_port: int | None, group_id: str | None, loglevel: str
+        own_partitions: bool | None,
+        web_port: int | None,
+        group_id: str | None,
+        loglevel: str,
+        library_loglevel: str | None,
     ) -> None:
         settings = load_settings(
             default_department, own_partitions=own_partitions, web_port=web_port, group_id=group_id
         )
-        run_worker(settings, handler_factory(), loglevel)
+        run_worker(settings, handler_factory(), loglevel, library_loglevel)
 
     return command
 
@@ -66,3 +78,12 @@ def main(
     default_department: str, handler_factory: Callable[[], DomainHandler], argv: Sequence[str] | None = None
 ) -> None:
     consumer_command(default_department, handler_factory).main(args=list(argv) if argv is not None else None)
+
+
+def _logging_config(department: str, loglevel: str, library_loglevel: str | None) -> dict[str, Any]:
+    """JSON logs (``keyfan.logs``); Faust, mode and aiokafka stay quiet unless asked (rebalance debugging)."""
+    config = logging_config(f"{department}-consumer", loglevel)
+    if library_loglevel:
+        for name in ("faust", "mode", "aiokafka"):
+            config["loggers"][name] = {"level": library_loglevel.upper()}
+    return config

@@ -335,6 +335,12 @@ def test_each_department_decrypts_exactly_its_own_and_audits_every_record(
     # data keys are cached and denials remembered: a handful of KMS calls for 82 records
     assert s["counters"]["kms_calls"] <= 4 and f["counters"]["kms_calls"] <= 4, (s["counters"], f["counters"])
     assert s["denied_keys"] == [world.stack.env()["KEYFAN_FINANCE_KEY_ARN"]]
+    metrics = sales.get("/metrics")
+    assert (
+        'keyfan_consumer_records_total{department="sales",outcome="access_denied",reason="kms_access_denied"} 1.0'
+        in metrics
+    )
+    assert 'keyfan_consumer_kms_calls_total{department="sales",operation="Decrypt"}' in metrics
 
     # and the audit topic holds one record per record per consumer, metadata only
     audit = [json.loads(r.value) for r in read_topic(world.bootstrap, topics.audit)]
@@ -373,3 +379,144 @@ def test_each_department_decrypts_exactly_its_own_and_audits_every_record(
         f"sales={s['counters']['kms_calls']} finance={f['counters']['kms_calls']}"
     )
     assert sales.stop() == 0 and finance.stop() == 0
+
+
+def test_kms_outage_is_retried_in_place_then_decrypted(world: World, services: list[ServiceProcess]) -> None:
+    # given a sales consumer whose KMS endpoint is a proxy that is down from the start
+    topics = fresh_topics(world.bootstrap, "outage")
+    events = generate_events(40, ["sales", "finance"], seed=202)
+    records = world.records(events, topics.events)
+    produce(world.bootstrap, topics.events, [raw(r) for r in records])
+    moto_port = int(world.stack.endpoint_url.rsplit(":", 1)[1])
+    proxy = TcpProxy(moto_port)
+    group = f"sales-{topics.events}"
+    sales = start_consumer(
+        world.stack, "sales", topics, group, AWS_ENDPOINT_URL_KMS=f"http://127.0.0.1:{proxy.port}"
+    )
+    services.append(sales)
+    try:
+        # when KMS is unreachable
+        wait_for(lambda: state(sales).get("counters", {}).get("retries", 0) >= 3, 60, "retries", sales)
+        during = state(sales)
+        # then nothing is decrypted, denied, dead-lettered or committed, and no denial is remembered
+        assert finished(sales) == 0, during["counters"]
+        assert during["denied_keys"] == []
+        time.sleep(3.5)  # longer than Faust's commit interval (2.8 s)
+        assert set(committed_offsets(world.bootstrap, group, topics.events).values()) == {None}
+        assert finished(sales) == 0
+        retries = [line for line in log_lines(sales) if line.get("message") == "record_retry"]
+        assert [line["attempt"] for line in retries[:3]] == [1, 2, 3]
+        assert all(line["level"] == "WARNING" and line["reason"] == "kms_unavailable" for line in retries)
+        # when KMS comes back
+        proxy.open()
+        recovered = wait_for(lambda: finished(sales) == 40, 60, "recovery", sales)
+    finally:
+        proxy.close()
+    # then every record reaches its real outcome: nothing was skipped
+    after = state(sales)
+    assert (after["counters"]["decrypted"], after["counters"]["access_denied"]) == (20, 20)
+    assert after["aggregates"]["orders"] == 20
+    wait_committed(world.bootstrap, group, topics.events, Counter(r.partition for r in records), 15, sales)
+    print(
+        f"\n[outage] {during['counters']['retries']}+ retries while down; all 40 done {recovered:.1f}s after reopen"
+    )
+    sales.stop()
+
+
+def wait_committed(
+    bootstrap: str, group: str, topic: str, ends: Counter[int], timeout: float, service: ServiceProcess
+) -> float:
+    """Wait until the group's committed offset of every partition is its end (every record moved past)."""
+    want = {p: ends.get(p) for p in range(PARTITIONS)}
+    seen: list[dict[int, int | None]] = [{}]
+
+    def all_committed() -> bool:
+        seen.append(committed_offsets(bootstrap, group, topic))
+        return seen[-1] == want
+
+    try:
+        return wait_for(all_committed, timeout, "every record committed", service)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"want {want} committed {seen[-1]} state {state(service).get('counters')}"
+        ) from exc
+
+
+def test_iam_grant_takes_effect_without_restart(world: World, services: list[ServiceProcess]) -> None:
+    # given a sales consumer (denial TTL 3 s) that has been denied the finance records
+    ttl = 3.0
+    topics = fresh_topics(world.bootstrap, "grant")
+    events = generate_events(10, ["sales", "finance"], seed=303)
+    produce(world.bootstrap, topics.events, [raw(r) for r in world.records(events, topics.events)])
+    sales = start_consumer(
+        world.stack, "sales", topics, f"sales-{topics.events}", KEYFAN_DENIAL_TTL_SECONDS=str(ttl)
+    )
+    services.append(sales)
+    wait_for(lambda: finished(sales) == 10, 60, "first pass", sales)
+    assert state(sales)["counters"]["access_denied"] == 5
+    pid = sales.pid
+    env = world.stack.env()
+    iam = world.stack.admin_session().client("iam")
+    role = env["KEYFAN_SALES_ROLE_ARN"].rsplit("/", 1)[1]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": env["KEYFAN_FINANCE_KEY_ARN"]}
+        ],
+    }
+    # when an admin grants the sales role the finance key (an IAM change, nothing else)
+    iam.put_role_policy(RoleName=role, PolicyName="test-grant-finance", PolicyDocument=json.dumps(policy))
+    time.monotonic()
+    try:
+        more = world.records(generate_events(40, ["finance"], seed=304), topics.events)
+        sent = 0
+
+        def decrypted_finance() -> bool:
+            nonlocal sent
+            if sent < len(more):  # a trickle of new finance records, one per poll
+                produce(world.bootstrap, topics.events, [raw(more[sent])])
+                sent += 1
+            return int(state(sales)["aggregates"]["foreign_events"].get("finance", 0)) >= 1
+
+        took = wait_for(decrypted_finance, ttl + 15, "finance decrypted by sales after the grant", sales)
+    finally:
+        iam.delete_role_policy(RoleName=role, PolicyName="test-grant-finance")
+    # then the same process (no restart) decrypts finance records, within the denial TTL (+ polling slack)
+    assert sales.pid == pid and sales.running()
+    assert took < ttl + 6
+    print(f"\n[grant] first finance record decrypted {took:.1f}s after the grant (TTL {ttl:.0f}s)")
+    sales.stop()
+
+
+def test_sigkill_mid_stream_then_restart_matches_ground_truth(
+    world: World, services: list[ServiceProcess]
+) -> None:
+    # given 400 sales and 200 finance records
+    topics = fresh_topics(world.bootstrap, "restart")
+    events = generate_events(600, ["sales", "sales", "finance"], seed=404)
+    records = world.records(events, topics.events)
+    produce(world.bootstrap, topics.events, [raw(r) for r in records])
+    ends = Counter(r.partition for r in records)
+    group = f"sales-{topics.events}"
+    first = start_consumer(world.stack, "sales", topics, group, name=group)
+    services.append(first)
+    # when the consumer is SIGKILLed mid-stream
+    wait_for(lambda: state(first).get("counters", {}).get("decrypted", 0) >= 60, 90, "some progress", first)
+    first.kill()
+    before = committed_offsets(world.bootstrap, group, topics.events)
+    # and restarted (same group, same data dir)
+    time.monotonic()
+    second = start_consumer(world.stack, "sales", topics, group, name=group)
+    services.append(second)
+    took = wait_committed(world.bootstrap, group, topics.events, ends, 60, second)
+    # then the aggregates equal the ground truth: nothing lost, nothing counted twice
+    after = state(second)
+    truth = ground_truth(events)["sales"]
+    assert same_money({k: after["aggregates"][k] for k in truth}, truth)
+    assert after["aggregates"]["orders"] == 400
+    # and every record has at least one audit record from this group (at-least-once: maybe two)
+    audit = [json.loads(r.value) for r in read_topic(world.bootstrap, topics.audit)]
+    covered = {(a["partition"], a["offset"]) for a in audit if a["consumer_group"] == group}
+    assert covered == {(p, o) for p, n in ends.items() for o in range(n)}
+    print(f"\n[restart] committed at kill {before}; after restart {after['counters']}; done in {took:.1f}s")
+    second.stop()
