@@ -23,7 +23,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -66,6 +66,8 @@ class WorkQueue(Protocol):
 
     def delete(self, message: QueueMessage) -> None: ...
 
+    def delete_batch(self, messages: Sequence[QueueMessage]) -> dict[str, str]: ...
+
     def change_visibility(self, message: QueueMessage, seconds: int) -> None: ...
 
 
@@ -91,6 +93,58 @@ class RetryPolicy:
         """Full-jitter exponential backoff for the ``attempt``-th retry (1-based)."""
         ceiling = min(self.max_seconds, self.initial_seconds * 2 ** max(0, attempt - 1))
         return ceiling * (0.5 + random.random() / 2)
+
+
+class DeleteBatcher:
+    """Coalesces concurrent deletes into ``DeleteMessageBatch`` calls (up to 10, or what arrived within
+    ``linger_seconds``): one SQS request per batch instead of one per message. Each caller still awaits
+    its own message's result, so "delete only after the broker's ack" holds per message.
+    """
+
+    def __init__(self, queue: WorkQueue, *, linger_seconds: float = 0.01, max_batch: int = 10) -> None:
+        self._queue = queue
+        self._linger = linger_seconds
+        self._max = max_batch
+        self._pending: list[tuple[QueueMessage, asyncio.Future[None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def delete(self, message: QueueMessage) -> None:
+        """Returns once SQS deleted ``message``; raises ``QueueUnavailable`` if it did not."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((message, future))
+        if len(self._pending) >= self._max:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._linger, self._flush)
+        await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._pending:
+            batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+            task = asyncio.ensure_future(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[QueueMessage, asyncio.Future[None]]]) -> None:
+        try:
+            failed = await asyncio.to_thread(self._queue.delete_batch, [message for message, _ in batch])
+        except QueueUnavailable as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for message, future in batch:
+            if future.done():
+                continue
+            if message.message_id in failed:
+                future.set_exception(QueueUnavailable(f"delete refused: {failed[message.message_id]}"))
+            else:
+                future.set_result(None)
 
 
 class OwnerPipeline:
@@ -124,6 +178,7 @@ class OwnerPipeline:
         # One encrypt at a time per department: concurrent encrypts on a cold (or expired) data-key cache
         # would each call KMS; serialized, the first one fills the cache and the rest reuse its data key.
         self._encrypt_locks = {name: asyncio.Lock() for name in registry.names}
+        self._deleter = DeleteBatcher(queue)
 
     def stop(self) -> None:
         """Stop retrying: messages waiting for a retry are released to SQS for the next worker."""
@@ -217,7 +272,7 @@ class OwnerPipeline:
                     await self._release(message, cause, 0)
                     return Outcome.RELEASED
         try:
-            await asyncio.to_thread(self.queue.delete, message)
+            await self._deleter.delete(message)
         except QueueUnavailable as exc:
             # Published but not deleted: SQS will redeliver it and it will be published twice (at-least-once).
             self.metrics.delete_failures.inc()
@@ -268,7 +323,7 @@ class OwnerPipeline:
             await self._release(message, "dlq_unavailable", self.retry.delay(message.receive_count))
             return Outcome.RELEASED
         try:
-            await asyncio.to_thread(self.queue.delete, message)
+            await self._deleter.delete(message)
         except QueueUnavailable as error:
             self.metrics.delete_failures.inc()
             log.warning(

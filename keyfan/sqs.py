@@ -142,6 +142,19 @@ class SqsQueue:
     def delete(self, message: QueueMessage) -> None:
         self._call("delete_message", ReceiptHandle=message.receipt_handle)
 
+    def delete_batch(self, messages: Sequence[QueueMessage]) -> dict[str, str]:
+        """Delete up to 10 messages in one call; the ids of those SQS refused, with the error code."""
+        if not messages:
+            return {}
+        if len(messages) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} messages per DeleteMessageBatch")
+        entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(messages)]
+        response = self._call("delete_message_batch", Entries=entries)
+        return {
+            messages[int(item["Id"])].message_id: str(item.get("Code", "Unknown"))
+            for item in response.get("Failed", [])
+        }
+
     def change_visibility(self, message: QueueMessage, seconds: int) -> None:
         """Hide the message for ``seconds`` more (0: make it visible again now)."""
         self._call(

@@ -72,3 +72,12 @@ def test_errors_become_queue_unavailable(sqs):
         missing.receive(wait_seconds=0)
     result = missing.send_batch([OutgoingMessage("{}")])
     assert result.sent == 0 and len(result.failed) == 1
+
+
+def test_delete_batch_deletes_and_reports_refusals(sqs):
+    queue = _queue(sqs, "batchdel")
+    queue.send_batch([OutgoingMessage(str(i)) for i in range(5)])
+    received = queue.receive(max_messages=10, wait_seconds=0)
+    assert len(received) == 5
+    assert queue.delete_batch(received) == {}
+    assert queue.receive(wait_seconds=0) == []

@@ -76,6 +76,7 @@ class FakeQueue:
     visibility: list[tuple[str, int]] = field(default_factory=list)
     dead: list[tuple[str, str, str]] = field(default_factory=list)
     fail_delete: bool = False
+    batches: list[int] = field(default_factory=list)
     fail_dlq: bool = False
 
     def receive(
@@ -88,6 +89,13 @@ class FakeQueue:
         if self.fail_delete:
             raise QueueUnavailable("down")
         self.deleted.append(message.message_id)
+
+    def delete_batch(self, messages):
+        if self.fail_delete:
+            raise QueueUnavailable("down")
+        self.batches.append(len(messages))
+        self.deleted += [m.message_id for m in messages]
+        return {}
 
     def change_visibility(self, message: QueueMessage, seconds: int) -> None:
         self.visibility.append((message.message_id, seconds))
@@ -353,3 +361,33 @@ async def test_encrypts_are_serialized_per_department_so_a_cold_cache_costs_one_
     await asyncio.gather(*(pipeline.handle(_message(to_message_body(e), i)) for i, e in enumerate(events)))
     assert len(publisher.records) == 20
     assert encryptor.peak == {"sales": 1, "finance": 1}
+
+
+async def test_deletes_are_batched_and_a_refused_entry_fails_only_its_own_message():
+    from keyfan.owner import DeleteBatcher
+
+    class PartlyRefusing(FakeQueue):
+        def delete_batch(self, messages):
+            self.batches.append(len(messages))
+            return {m.message_id: "ReceiptHandleIsInvalid" for m in messages if m.message_id == "m3"}
+
+    queue = PartlyRefusing()
+    batcher = DeleteBatcher(queue, linger_seconds=0.01)
+    messages = [_message("{}", i) for i in range(12)]
+    results = await asyncio.gather(*(batcher.delete(m) for m in messages), return_exceptions=True)
+    assert queue.batches == [10, 2]
+    assert [i for i, r in enumerate(results) if isinstance(r, QueueUnavailable)] == [3]
+
+
+async def test_runner_deletes_with_far_fewer_calls_than_messages():
+    events = generate_events(40, ["sales", "finance"], seed=13)
+    queue = FakeQueue(messages=[_message(to_message_body(e), i) for i, e in enumerate(events)])
+    pipeline, _, _ = _pipeline(queue=queue)
+    runner = OwnerRunner(pipeline, queue, concurrency=2, wait_seconds=0)
+    runner.start()
+    for _ in range(200):
+        if len(queue.deleted) == 40:
+            break
+        await asyncio.sleep(0.01)
+    await runner.drain(grace_seconds=2)
+    assert len(queue.deleted) == 40 and len(queue.batches) <= 8
