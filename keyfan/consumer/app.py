@@ -176,6 +176,7 @@ def create_consumer_app(
             message = event.message
             if settings.own_partitions and message.partition not in runtime.own_partitions:
                 runtime.skipped_foreign_partitions += 1
+                yield "skipped"
                 continue
             verdict = await pipeline.process(
                 RawRecord(

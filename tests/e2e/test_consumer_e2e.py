@@ -520,3 +520,25 @@ def test_sigkill_mid_stream_then_restart_matches_ground_truth(
     assert covered == {(p, o) for p, n in ends.items() for o in range(n)}
     print(f"\n[restart] committed at kill {before}; after restart {after['counters']}; done in {took:.1f}s")
     second.stop()
+
+
+def test_throughput_and_kms_calls_per_1000_records(world: World, services: list[ServiceProcess]) -> None:
+    # given 1000 records (500 sales, 500 finance) already on the topic
+    topics = fresh_topics(world.bootstrap, "bench")
+    events = generate_events(1000, ["sales", "finance"], seed=505)
+    produce(world.bootstrap, topics.events, [raw(r) for r in world.records(events, topics.events)])
+    # when the sales consumer reads them all
+    sales = start_consumer(world.stack, "sales", topics, f"sales-{topics.events}")
+    services.append(sales)
+    wait_for(lambda: finished(sales) > 0, 60, "first outcome", sales)
+    first, at_first = time.monotonic(), finished(sales)
+    wait_for(lambda: finished(sales) == 1000, 120, "1000 outcomes", sales)
+    rate = (1000 - at_first) / max(time.monotonic() - first, 1e-6)
+    counters = state(sales)["counters"]
+    # then a steady stream costs a handful of KMS calls, not one per record
+    assert counters["decrypted"] == 500 and counters["access_denied"] == 500
+    assert counters["kms_calls"] <= 4, counters
+    print(
+        f"\n[bench] 1000 records: {rate:.0f} records/s (500 decrypted, 500 denied); kms calls {counters['kms_calls']}"
+    )
+    sales.stop()
