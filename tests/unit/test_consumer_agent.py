@@ -62,7 +62,12 @@ async def test_own_partitions_filters_other_departments_ranges(tmp_path: Path) -
     audit = ListAudit()
     settings = _settings(tmp_path).model_copy(update={"own_partitions": True})
     app = create_consumer_app(
-        settings, SalesHandler(), decryptor=FakeDecryptor(), principal="p", audit=audit, dead_letters=ListDeadLetters()
+        settings,
+        SalesHandler(),
+        decryptor=FakeDecryptor(),
+        principal="p",
+        audit=audit,
+        dead_letters=ListDeadLetters(),
     )
     app.finalize()
     app.flow_control.resume()
@@ -71,10 +76,11 @@ async def test_own_partitions_filters_other_departments_ranges(tmp_path: Path) -
         for offset, event in enumerate(events):
             partition = 0 if event.department == "sales" else 3
             record = fake_record(event, offset=offset, partition=partition)
-            await agent_ctx.put(key=record.key, value=record.value, headers=record.headers, partition=partition)
+            await agent_ctx.put(
+                key=record.key, value=record.value, headers=record.headers, partition=partition
+            )
     # then only partition-0 records reach the pipeline; the others are skipped without an outcome
     state = app.runtime.state()
     assert state["counters"]["decrypted"] == 2
     assert state["counters"]["skipped_foreign_partitions"] == 2
     assert [a.partition for a in audit.records] == [0, 0]
-
