@@ -39,6 +39,7 @@ from keyfan.consumer.pipeline import (
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
 from keyfan.crypto.ports import Decryptor
 from keyfan.exceptions import ConfigError
+from keyfan.kafka_auth import broker_credentials
 from keyfan.metrics import expose_metrics
 from keyfan.settings import ConsumerSettings
 
@@ -106,11 +107,12 @@ def create_consumer_app(
     registry_ = settings.registry()
     department = registry_.get(settings.department)
     partitions = topic_partitions or registry_.partition_count
+    session = None
     if decryptor is None:
         from keyfan.consumer.identity import consumer_identity
 
         identity = consumer_identity(settings)
-        decryptor, principal = identity.decryptor, identity.principal
+        decryptor, principal, session = identity.decryptor, identity.principal, identity.botocore_session
 
     app = ConsumerApp(
         settings.consumer_group,
@@ -118,7 +120,8 @@ def create_consumer_app(
         store="memory://",
         autodiscover=False,
         topic_partitions=partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
+        broker_credentials=broker_credentials(settings, session),
         topic_disable_leader=True,
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from keyfan.aws import botocore_session_for
@@ -27,6 +28,7 @@ class ConsumerIdentity:
     principal: str
     account: str
     decryptor: DiscoveryKmsDecryptor
+    botocore_session: botocore.session.Session  # also signs MSK IAM broker tokens
 
 
 def consumer_identity(settings: ConsumerSettings) -> ConsumerIdentity:
@@ -44,4 +46,6 @@ def consumer_identity(settings: ConsumerSettings) -> ConsumerIdentity:
         cache_capacity=settings.cache_capacity,
         cache_max_age_seconds=settings.cache_max_age_seconds,
     )
-    return ConsumerIdentity(principal=str(who["Arn"]), account=str(who["Account"]), decryptor=decryptor)
+    return ConsumerIdentity(
+        principal=str(who["Arn"]), account=str(who["Account"]), decryptor=decryptor, botocore_session=core
+    )
