@@ -6,10 +6,12 @@ sales role, the generator sends as the generator role (each assumed from the run
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
 import botocore.session
+from botocore.exceptions import ClientError
 
 from keyfan.bench.codecs import PlaintextDecryptor, PlaintextEncryptor
 from keyfan.crypto import DiscoveryKmsDecryptor, KmsObserver, StrictKmsEncryptor, SuiteName
@@ -67,6 +69,12 @@ class BenchContext:
     def queue(self, identity: str, *, dead_letters: bool = False) -> SqsQueue:
         client = self.botocore_session(identity).create_client("sqs", region_name=self.region)
         return SqsQueue(client, self.dlq_url if dead_letters else self.queue_url)
+
+    def purge_queue(self) -> None:
+        """Empty the work queue (as the admin) so that no earlier message reaches a measured phase."""
+        sqs = self.stack.admin_session().client("sqs")
+        with contextlib.suppress(ClientError):
+            sqs.purge_queue(QueueUrl=self.queue_url)
 
     def key_arns(self) -> dict[str, str]:
         return key_arns_for(self.registry, region=self.region, account=self.account)

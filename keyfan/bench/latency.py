@@ -9,6 +9,7 @@ the consumer share this process, as in the throughput paths.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ from keyfan.settings import OwnerSettings
 READER = "sales"
 WARMUP = 5
 BATCH = 5
+UNBOUNDED = 1 << 62
 # Tansu answers a fetch only when its max wait has passed, even with data waiting: keep it short here.
 LATENCY_FETCH_MAX_WAIT_MS = 10
 
@@ -73,7 +75,7 @@ async def run_latency(
     encryptor = TimedEncryptor(ctx.encryptor(codec, suite))
     publisher = AiokafkaPublisher(ctx.bootstrap_servers, content_of(encryptor.inner))
     await publisher.start()
-    queue = CountingQueue(ctx.queue("owner"))
+    queue = CountingQueue(ctx.queue("owner"), [str(e.event_id) for e in events])
     runner = OwnerRunner(
         OwnerPipeline(
             registry=ctx.registry,
@@ -93,6 +95,7 @@ async def run_latency(
     )
     decryptor = TimedDecryptor(ctx.decryptor(READER, codec))
     built = consumer_pipeline(ctx, READER, decryptor)
+    # The consumer runs until cancelled: what ends the run is every sent event reaching the handler.
     consumer = asyncio.ensure_future(
         run_consumer_path(
             ctx,
@@ -100,9 +103,10 @@ async def run_latency(
             decryptor,
             topic,
             ctx.registry.get(READER).partitions,
-            len(events),
+            UNBOUNDED,
             WARMUP,
             fetch_max_wait_ms=LATENCY_FETCH_MAX_WAIT_MS,
+            stall_seconds=None,
         )
     )
     runner.start()
@@ -111,9 +115,10 @@ async def run_latency(
         await _until(lambda: all(str(e.event_id) in built.handler.applied for e in warm), consumer)
         sent = await _paced_send(ctx, measured, rate)
         await _until(lambda: all(key in built.handler.applied for key in sent), consumer)
-        await consumer
     finally:
         consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, BenchError):
+            await consumer
         await runner.drain(30.0)
         await publisher.stop()
         await delete_topic(ctx.bootstrap_servers, topic)

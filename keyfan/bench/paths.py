@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -131,11 +132,14 @@ class AiokafkaPublisher:
 
 
 class CountingQueue:
-    """The owner's ``WorkQueue`` around SQS, counting deletes (a delete ends a message's journey)."""
+    """The owner's ``WorkQueue`` around SQS, counting deletes (a delete ends a message's journey) of the
+    events this run sent; a stray message left by an earlier phase is processed but not counted."""
 
-    def __init__(self, inner: SqsQueue) -> None:
+    def __init__(self, inner: SqsQueue, expected: Collection[str] | None = None) -> None:
         self.inner = inner
+        self.expected = frozenset(expected) if expected is not None else None
         self.deleted = 0
+        self.strays = 0
         self.last_delete = 0.0
 
     def receive(
@@ -147,11 +151,30 @@ class CountingQueue:
 
     def delete(self, message: QueueMessage) -> None:
         self.inner.delete(message)
-        self.deleted += 1
-        self.last_delete = time.time()
+        self._count([message])
+
+    def delete_batch(self, messages: Sequence[QueueMessage]) -> dict[str, str]:
+        failed = self.inner.delete_batch(messages)
+        self._count([m for m in messages if m.message_id not in failed])
+        return failed
+
+    def _count(self, deleted: Sequence[QueueMessage]) -> None:
+        ours = [m for m in deleted if self.expected is None or _event_id(m.body) in self.expected]
+        self.strays += len(deleted) - len(ours)
+        if ours:
+            self.deleted += len(ours)
+            self.last_delete = time.time()
 
     def change_visibility(self, message: QueueMessage, seconds: int) -> None:
         self.inner.change_visibility(message, seconds)
+
+
+def _event_id(body: str) -> str | None:
+    try:
+        found = json.loads(body).get("event_id")
+    except (ValueError, AttributeError):
+        return None
+    return str(found) if found is not None else None
 
 
 class PreloadedQueue:
@@ -179,6 +202,11 @@ class PreloadedQueue:
     def delete(self, message: QueueMessage) -> None:
         self.deleted += 1
         self.last_delete = time.time()
+
+    def delete_batch(self, messages: Sequence[QueueMessage]) -> dict[str, str]:
+        self.deleted += len(messages)
+        self.last_delete = time.time()
+        return {}
 
     def change_visibility(self, message: QueueMessage, seconds: int) -> None:
         if seconds == 0:
@@ -276,8 +304,8 @@ async def run_owner_path(
     async def queue_of(batch: Sequence[DepartmentEvent]) -> CountingQueue | PreloadedQueue:
         if generator is None:
             return PreloadedQueue(batch)
-        await asyncio.to_thread(fill_queue, generator, batch)
-        return CountingQueue(ctx.queue("owner"))
+        sent = await asyncio.to_thread(fill_queue, generator, batch)
+        return CountingQueue(ctx.queue("owner"), sent)
 
     publisher = AiokafkaPublisher(ctx.bootstrap_servers, content_of(encryptor.inner))
     await publisher.start()
@@ -433,6 +461,7 @@ async def run_consumer_path(
     *,
     fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
     hooks: MeasureHooks | None = None,
+    stall_seconds: float | None = STALL_SECONDS,
 ) -> ConsumerRun:
     """Read ``expected`` records of ``partitions`` and take each to its outcome; the first ``warmup``
     records are not timed (data-key cache, connections)."""
@@ -452,7 +481,8 @@ async def run_consumer_path(
     hooks = hooks or _NoHooks()
     try:
         consumer.assign([TopicPartition(topic, p) for p in partitions])
-        deadline = time.monotonic() + STALL_SECONDS
+        stall = stall_seconds if stall_seconds is not None else float("inf")
+        deadline = time.monotonic() + stall
         while processed < expected:
             batches = await consumer.getmany(timeout_ms=200)
             if not batches and time.monotonic() > deadline:
@@ -485,7 +515,7 @@ async def run_consumer_path(
                         )
                     processed += 1
             if batches:
-                deadline = time.monotonic() + STALL_SECONDS
+                deadline = time.monotonic() + stall
         seconds = time.time() - started
     finally:
         hooks.stop()
