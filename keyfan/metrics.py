@@ -80,6 +80,12 @@ class OwnerMetrics:
             registry=r,
         )
         self.poll_errors = Counter("keyfan_owner_poll_errors", "Failed SQS receive calls", registry=r)
+        self.receive_latency = Histogram(
+            "keyfan_owner_receive_seconds",
+            "SQS ReceiveMessage call duration (long polls included)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
+            registry=r,
+        )
         self.latency = Histogram(
             "keyfan_owner_message_seconds",
             "Time from receive to outcome, per message",

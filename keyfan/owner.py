@@ -373,6 +373,7 @@ class OwnerRunner:
     async def _poll(self, index: int) -> None:
         failures = 0
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
                 messages = await asyncio.to_thread(
                     self.queue.receive,
@@ -387,6 +388,7 @@ class OwnerRunner:
                 await self._sleep(self.pipeline.retry.delay(failures))
                 continue
             failures = 0
+            self.pipeline.metrics.receive_latency.observe(time.monotonic() - started)
             if messages:
                 # Received work is always finished (or released), even if a stop arrived meanwhile.
                 await asyncio.gather(*(self.pipeline.handle(message) for message in messages))
