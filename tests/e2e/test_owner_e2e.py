@@ -259,7 +259,7 @@ def test_generated_events_are_published_encrypted_into_their_departments_partiti
     owner = owners("owner-main")
     wait_for(lambda: metric(owner, "keyfan_owner_published_total") >= 200, 90, "200 published", owner)
     elapsed = time.monotonic() - began
-    wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 20, "queue empty", owner)
+    wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 30, "queue empty", owner)
     # Then: every event is on the topic once, in its department's partitions
     records = records_for(read_topic(local_stack.bootstrap_servers, local_stack.topics.events), ids)
     assert {dict(r.headers)[H_EVENT_ID].decode() for r in records} == ids
@@ -313,7 +313,7 @@ def test_invalid_messages_are_dead_lettered_with_their_reason_and_never_publishe
     # When
     owner = owners("owner-invalid")
     wait_for(lambda: metric(owner, "keyfan_owner_dead_lettered_total") >= 5, 30, "5 dead-lettered", owner)
-    wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 20, "queue empty", owner)
+    wait_for(lambda: queue_depth(local_stack, local_stack.queue_url) == 0, 30, "queue empty", owner)
     # Then: each is in the DLQ, whole, with its reason and original message id
     dead = drain_dlq(local_stack)
     assert len(dead) == 5
