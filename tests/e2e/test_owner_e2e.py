@@ -437,3 +437,23 @@ def test_sigterm_mid_stream_exits_cleanly_and_the_next_worker_delivers_the_rest(
     assert drain_dlq(local_stack) == []
     published = stopped[-1]["published"] + metric(second, "keyfan_owner_published_total")
     assert published >= 400
+
+
+def test_generate_under_a_role_without_send_permission_reports_every_event_as_failed(
+    local_stack: LocalStack,
+) -> None:
+    # Given: the sales consumer's role, which may not send to the owner's queue
+    env = {**os.environ, **local_stack.env_for("sales")}
+    # When
+    done = subprocess.run(
+        [KEYFAN, "generate", "--count", "15", "--seed", "1", "--json"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    # Then: nothing is sent, everything is reported (not retried: a denial is final), exit code 1
+    assert done.returncode == 1
+    summary = json.loads(done.stdout)
+    assert summary["sent"] == 0 and summary["failed"] == 15 and summary["retried_entries"] == 0
+    assert queue_depth(local_stack, local_stack.queue_url) == 0
