@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import faust
+from pydantic import ValidationError
 
 from keyfan.logs import configure_logging, logging_config
 from keyfan.settings import OwnerSettings
@@ -16,7 +17,11 @@ SERVICE = "keyfan-owner"
 def main() -> None:
     level = os.environ.get("KEYFAN_LOG_LEVEL", "INFO")
     configure_logging(SERVICE, level)
-    settings = OwnerSettings()  # type: ignore[call-arg]  # required fields come from the environment
+    try:
+        settings = OwnerSettings()  # type: ignore[call-arg]  # required fields come from the environment
+    except ValidationError as exc:
+        missing = ", ".join(f"KEYFAN_{'.'.join(map(str, e['loc'])).upper()}" for e in exc.errors())
+        raise SystemExit(f"owner_service: missing or invalid settings: {missing}") from None
     app = create_app(settings)
     worker = faust.Worker(
         app,
