@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import boto3
+import botocore.session
 import faust
 import mode
 from aiokafka.errors import KafkaError
@@ -23,6 +24,7 @@ from keyfan.aws import botocore_session_for
 from keyfan.crypto import KmsObserver, StrictKmsEncryptor
 from keyfan.envelope import Headers
 from keyfan.exceptions import PublishFailed
+from keyfan.kafka_auth import broker_credentials
 from keyfan.metrics import OwnerMetrics, expose_metrics
 from keyfan.owner import OwnerPipeline, OwnerRunner, RetryPolicy, key_arns_for
 from keyfan.settings import OwnerSettings
@@ -60,8 +62,16 @@ class FaustPublisher:
 class OwnerService(mode.Service):
     """Builds the AWS-side adapters at start (never at import) and runs the SQS pollers."""
 
-    def __init__(self, app: faust.App, settings: OwnerSettings, metrics: OwnerMetrics, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: OwnerSettings,
+        metrics: OwnerMetrics,
+        core: botocore.session.Session,
+        **kwargs: Any,
+    ) -> None:
         self.app = app
+        self.core = core
         self.settings = settings
         self.metrics = metrics
         self.runner: OwnerRunner | None = None
@@ -71,8 +81,7 @@ class OwnerService(mode.Service):
         """Blocking: assumes the owner role, resolves the account and builds clients and the encryptor."""
         settings = self.settings
         registry = settings.registry()
-        core = botocore_session_for(settings, session_name=None)
-        core.set_default_client_config(AWS_CLIENT_CONFIG)
+        core = self.core
         session = boto3.Session(botocore_session=core, region_name=settings.region)
         identity = session.client("sts").get_caller_identity()
         key_arns = key_arns_for(registry, region=settings.region, account=str(identity["Account"]))
@@ -139,6 +148,9 @@ class OwnerService(mode.Service):
 
 def create_app(settings: OwnerSettings, *, metrics: OwnerMetrics | None = None) -> faust.App:
     """The owner's Faust app. No I/O here: AWS clients are built when the worker starts."""
+    # One identity for KMS, SQS and (on MSK) the broker; the role is assumed lazily, on first use.
+    core = botocore_session_for(settings, session_name=None)
+    core.set_default_client_config(AWS_CLIENT_CONFIG)
     app = faust.App(
         APP_ID,
         broker=settings.faust_broker,
@@ -149,12 +161,14 @@ def create_app(settings: OwnerSettings, *, metrics: OwnerMetrics | None = None) 
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         topic_disable_leader=True,
         topic_allow_declare=False,
+        topic_replication_factor=settings.replication_factor,
+        broker_credentials=broker_credentials(settings, core),
         web_port=settings.web_port,
     )
     # Nothing to consume: producer and web server only (no consumer group to join, fast start).
     app.producer_only = True
     metrics = metrics or OwnerMetrics()
     expose_metrics(app, metrics.registry)
-    service = OwnerService(app, settings, metrics)
+    service = OwnerService(app, settings, metrics, core)
     app.service(cast(Any, service))
     return app
