@@ -91,11 +91,20 @@ def generate_and_send(request: GenerateRequest, deps: Dependencies, correlation_
             metric.add_dimension(name="department", value=department)
     metrics.add_metric(name="events_failed", unit=MetricUnit.Count, value=len(result.failed))
     metrics.add_metric(name="sqs_retried_entries", unit=MetricUnit.Count, value=result.retried_entries)
+    # One line per distinct failure (a missing permission fails every entry the same way), with indexes
+    # and error codes only: the body is the payload.
+    by_failure: dict[tuple[str, bool], list[int]] = {}
     for entry in result.failed:
-        # Index and error code only: the body is the payload.
+        by_failure.setdefault((entry.code, entry.sender_fault), []).append(entry.index)
+    for (code, sender_fault), indexes in by_failure.items():
         logger.error(
-            "entry not sent",
-            extra={"index": entry.index, "code": entry.code, "sender_fault": entry.sender_fault},
+            "entries not sent",
+            extra={
+                "code": code,
+                "sender_fault": sender_fault,
+                "count": len(indexes),
+                "first_indexes": indexes[:5],
+            },
         )
     summary = {
         "requested": request.count,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
-import faust
 from pydantic import ValidationError
 
 from keyfan.logs import configure_logging, logging_config
 from keyfan.settings import OwnerSettings
+from keyfan.worker import run_worker
 from owner_service.app import create_app
 
 SERVICE = "keyfan-owner"
@@ -22,15 +22,12 @@ def main() -> None:
     except ValidationError as exc:
         missing = ", ".join(f"KEYFAN_{'.'.join(map(str, e['loc'])).upper()}" for e in exc.errors())
         raise SystemExit(f"owner_service: missing or invalid settings: {missing}") from None
-    app = create_app(settings)
-    worker = faust.Worker(
-        app,
+    run_worker(
+        create_app(settings),
+        data_dir=settings.data_dir,
         loglevel=level,
         logging_config=logging_config(SERVICE, level),
-        quiet=True,
-        redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":

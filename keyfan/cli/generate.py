@@ -21,15 +21,25 @@ from keyfan.settings import GeneratorSettings
 @click.option(
     "--department", "departments", multiple=True, help="Only these departments (repeatable); default: all."
 )
+@click.option(
+    "--role-arn",
+    envvar=["KEYFAN_ROLE_ARN", "KEYFAN_GENERATOR_ROLE_ARN"],
+    default=None,
+    help="Role to send as (default: $KEYFAN_ROLE_ARN, else the generator role from `keyfan local env`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (logs go to stderr).")
-def generate(count: int, seed: int | None, departments: tuple[str, ...], as_json: bool) -> None:
-    """Send COUNT generated events to the owner's queue (KEYFAN_QUEUE_URL, KEYFAN_ROLE_ARN)."""
+def generate(
+    count: int, seed: int | None, departments: tuple[str, ...], role_arn: str | None, as_json: bool
+) -> None:
+    """Send COUNT generated events to the owner's queue (KEYFAN_QUEUE_URL), as the generator Lambda would."""
     # Imported here so that `keyfan --help` does not pay for Powertools and boto3.
     from lambda_generator import handler as generator
     from lambda_generator.context import LocalLambdaContext
 
     try:
-        settings = GeneratorSettings()  # type: ignore[call-arg]  # queue_url comes from the environment
+        # queue_url comes from the environment; the role, as the Lambda's own, from the option above
+        overrides = {"role_arn": role_arn} if role_arn else {}
+        settings = GeneratorSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         missing = ", ".join(f"KEYFAN_{'.'.join(map(str, e['loc'])).upper()}" for e in exc.errors())
         raise click.ClickException(f"missing or invalid settings: {missing}") from None

@@ -32,16 +32,14 @@ def run_worker(
     library_loglevel: str | None = None,
 ) -> None:
     """Start a Faust worker for this consumer and block until it stops (SIGTERM/SIGINT)."""
-    from faust.worker import Worker
+    from keyfan.worker import run_worker as run_faust_worker
 
-    app = create_consumer_app(settings, handler)
-    worker = Worker(
-        app,
+    run_faust_worker(
+        create_consumer_app(settings, handler),
+        data_dir=settings.data_dir / settings.consumer_group,
         loglevel=loglevel,
         logging_config=_logging_config(settings.department, loglevel, library_loglevel),
-        redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
 
 
 def consumer_command(default_department: str, handler_factory: Callable[[], DomainHandler]) -> click.Command:

@@ -97,8 +97,7 @@ def start_service(
     port = processes.free_port()
     log = stack.state_dir / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    data_dir = stack.state_dir / "faust" / name
-    data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level itself
+    data_dir = stack.state_dir / "faust" / name  # created by the worker (keyfan.worker)
     env = {
         **os.environ,
         **stack.env_for(identity),

@@ -170,7 +170,7 @@ def test_logs_and_metrics_never_contain_payload_values(capsys, monkeypatch):
     _run(stub, {"count": 10, "seed": 9}, max_attempts=1)
     out = capsys.readouterr()
     emitted = out.out + out.err + logs.getvalue()
-    assert "events sent" in logs.getvalue() and "entry not sent" in logs.getvalue()
+    assert "events sent" in logs.getvalue() and "entries not sent" in logs.getvalue()
     emf = [json.loads(line) for line in out.out.splitlines() if line.startswith('{"_aws"')]
     per_dept: Counter[str] = Counter()
     for blob in emf:
@@ -188,3 +188,20 @@ def test_send_batch_directly_with_no_messages():
     result = _queue(StubSqs()).send_batch([])
     assert result.sent == 0 and result.calls == 0 and result.failed == ()
     assert _queue(StubSqs()).send_batch([OutgoingMessage("{}")]).sent == 1
+
+
+def test_one_denial_for_every_entry_is_one_log_line_not_one_per_entry(monkeypatch):
+    # Given a role without sqs:SendMessage: SQS fails every entry of every batch the same way
+    logs = io.StringIO()
+    monkeypatch.setattr(handler_module.logger.logger_handler, "stream", logs)
+    denied = [(pos, "AccessDenied", True) for pos in range(10)]
+    stub = StubSqs(fail={0: denied, 1: denied})
+
+    result = _run(stub, {"count": 20, "seed": 3}, max_attempts=1)
+
+    # Then every event is reported failed, and the log says so once, with a count
+    assert result["failed"] == 20
+    lines = [json.loads(line) for line in logs.getvalue().splitlines() if "entries not sent" in line]
+    assert len(lines) == 1
+    assert lines[0]["code"] == "AccessDenied" and lines[0]["count"] == 20
+    assert lines[0]["first_indexes"] == [0, 1, 2, 3, 4]
