@@ -156,6 +156,54 @@ def latency_split_table(results: dict[str, Any]) -> list[str]:
     )
 
 
+def latency_stage_lines(results: dict[str, Any]) -> list[str]:
+    """The consumer stage alone (publish -> handler), where SQS and owner jitter do not reach."""
+    lines = []
+    for r in results["latency"]:
+        enc, plain = (
+            r.get("encrypted_publish_to_handler_p99_ms"),
+            r.get("plaintext_publish_to_handler_p99_ms"),
+        )
+        if enc is None or plain is None:
+            continue
+        lines.append(
+            f"- {r['suite']} {size_label(r['size'])}: publish -> handler p99 {enc:.1f} ms encrypted vs "
+            f"{plain:.1f} ms plaintext ({enc - plain:+.1f} ms); p50 "
+            f"{num(r.get('encrypted_publish_to_handler_p50_ms'), 1)} vs "
+            f"{num(r.get('plaintext_publish_to_handler_p50_ms'), 1)} ms."
+        )
+    return lines
+
+
+def _short(function: str) -> str:
+    for prefix in ("<method '", "<built-in method "):
+        if function.startswith(prefix):
+            name = function.removeprefix(prefix).split("'")[0].split(">")[0]
+            owner = (
+                function.split(" of '")[-1].split("'")[0].rsplit(".", 1)[-1] if " of '" in function else ""
+            )
+            return f"{owner}.{name}" if owner else name
+    return function.rsplit("(", 1)[-1].rstrip(")") if "(" in function else function
+
+
+def time_goes_lines(results: dict[str, Any], groups: int = 3, functions: int = 3) -> list[str]:
+    """One line per encrypted profile: the biggest shares of thread time and the top functions."""
+    lines = []
+    for p in results.get("profiles", []):
+        if p["codec"] != "encrypted":
+            continue
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in list(p["groups"].items())[:groups])
+        top = ", ".join(
+            f"{_short(e['function'])} {1000 * e['tottime_s'] / max(1, e['calls']):.2f} ms/call x {e['calls']:,}"
+            for e in [e for e in p["top_own"] if "poll" not in e["function"]][:functions]
+        )
+        lines.append(
+            f"- {PATH_TITLES.get(p['path'], p['path'])} ({p['suite']} {size_label(p['size'])}): {shares}; "
+            f"top functions by own time: {top}."
+        )
+    return lines
+
+
 def bytes_table(results: dict[str, Any]) -> list[str]:
     rows = [
         [
@@ -237,6 +285,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["", "## KMS calls per 1,000 records", "", *kms_table(results)]
     lines += ["", "## End-to-end latency (generator send -> consumer handler)", "", *latency_table(results)]
     lines += ["", "Where the latency goes (medians over runs):", "", *latency_split_table(results)]
+    lines += ["", "The consumer stage alone:", "", *latency_stage_lines(results)]
     lines += ["", "## Bytes per record on the topic", "", *bytes_table(results)]
     if results.get("memory"):
         lines += ["", "## Peak resident memory (real service processes)", "", *memory_table(results)]
@@ -258,6 +307,10 @@ def machine_line(machine: dict[str, Any]) -> str:
         f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), {machine.get('ram_gb')} GB RAM, "
         f"Python {machine.get('python')}"
     )
+
+
+def _loads(values: Sequence[float] | None) -> str:
+    return "n/a" if not values else " / ".join(f"{v:.2f}" for v in values)
 
 
 def render_readme_section(results: dict[str, Any]) -> str:
@@ -288,18 +341,30 @@ def render_readme_section(results: dict[str, Any]) -> str:
         "",
         *latency_table(results),
         "",
+        *latency_stage_lines(results),
+        "",
         "### Bytes per record",
         "",
         *bytes_table(results),
     ]
     if results.get("memory"):
         lines += ["", "### Peak resident memory", "", *memory_table(results)]
+    if results.get("profiles"):
+        lines += [
+            "",
+            "### Where the time goes",
+            "",
+            "cProfile across the event loop and the worker threads (wall time per thread), encrypted paths:",
+            "",
+            *time_goes_lines(results),
+        ]
     lines += [
         "",
         "### Measured on",
         "",
         f"- {machine_line(machine)}; {machine.get('platform')}",
-        f"- load average at start {machine.get('load_average_start')}, at end {machine.get('load_average_end')}",
+        f"- load average (1, 5, 15 min) at start {_loads(machine.get('load_average_start'))}, "
+        f"at end {_loads(machine.get('load_average_end'))}",
         f"- {config.get('runs')} runs, payload sizes {config.get('sizes')}, suites {config.get('suites')}, "
         f"took {num(config.get('duration_seconds'))} s",
         *[f"- {note}" for note in results.get("notes", [])],
@@ -307,7 +372,7 @@ def render_readme_section(results: dict[str, Any]) -> str:
         "### Reproduce",
         "",
         "```bash",
-        "make bench                      # full run, writes bench/results/ (about 10 minutes on 2 cores)",
+        "make bench                      # full run, writes bench/results/ (about 8 minutes on 2 cores, plus the venv on a fresh clone)",
         ".venv/bin/keyfan bench --quick  # a tiny run to check the harness",
         ".venv/bin/keyfan bench --runs 5 --sizes 1024 --out /tmp/bench",
         "```",
