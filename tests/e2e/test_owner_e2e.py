@@ -163,6 +163,10 @@ def wait_for(
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if owner is not None and not owner.running():
+            raise AssertionError(
+                f"{owner.name} exited ({owner.popen.returncode}) while waiting for {what}\n{owner.log_tail(40)}"
+            )
         if condition():
             return
         time.sleep(0.25)
