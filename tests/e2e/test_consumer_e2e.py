@@ -9,10 +9,7 @@ what other e2e tests leave on the shared ``keyfan.events``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import threading
 import time
 import uuid
 from collections import Counter
@@ -30,9 +27,9 @@ from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import RecordMetadata
 from keyfan.generation import generate_events
 from keyfan.local import LocalStack
-from keyfan.local.processes import free_port
 from keyfan.local.services import ServiceProcess, start_service
 from keyfan.models import DepartmentEvent
+from tests.e2e.proxy import TcpProxy
 from tests.factories import OwnerRecord, ground_truth, owner_record, same_money
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,66 +181,6 @@ def log_lines(service: ServiceProcess) -> list[dict[str, Any]]:
     return lines
 
 
-class TcpProxy:
-    """Forwards a local port to moto; ``close`` refuses new connections and cuts live ones (KMS outage)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._server: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def open(self) -> None:
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", self.port))
-        server.listen(64)
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
-
-    def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._conns += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
-# ------------------------------------------------------------------------------------------ fixtures
 @dataclass
 class World:
     stack: LocalStack
