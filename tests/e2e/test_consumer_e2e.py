@@ -30,6 +30,7 @@ from keyfan.local import LocalStack
 from keyfan.local.services import ServiceProcess, start_service
 from keyfan.models import DepartmentEvent
 from tests.e2e.proxy import TcpProxy
+from tests.e2e.topic_reader import read_topic
 from tests.factories import OwnerRecord, ground_truth, owner_record, same_money
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,31 +97,6 @@ def produce(bootstrap: str, topic: str, records: list[Raw]) -> None:
 
 def raw(record: OwnerRecord) -> Raw:
     return (record.partition, record.key, record.value, list(record.headers))
-
-
-def read_topic(bootstrap: str, topic: str, idle_seconds: float = 1.5) -> list[Any]:
-    """Every record of ``topic`` from the start, until nothing new arrives (Tansu's end offsets are off)."""
-
-    async def _read() -> list[Any]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer._client.force_metadata_update()
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            records: list[Any] = []
-            last = time.monotonic()
-            while time.monotonic() - last < idle_seconds:
-                batch = await consumer.getmany(timeout_ms=300, max_records=5000)
-                for items in batch.values():
-                    records += items
-                    last = time.monotonic()
-            return records
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(_read())
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from keyfan.departments import DepartmentRegistry
@@ -30,6 +29,7 @@ from keyfan.local.broker import broker_argv, broker_env
 from keyfan.local.processes import free_port, port_open
 from keyfan.local.services import ServiceProcess, start_service
 from tests.e2e.proxy import TcpProxy
+from tests.e2e.topic_reader import read_topic
 
 REPO = Path(__file__).resolve().parents[2]
 KEYFAN = str(Path(sys.executable).parent / "keyfan")
@@ -122,35 +122,6 @@ def drain_dlq(stack: LocalStack) -> list[dict[str, Any]]:
         for message in batch:
             found.append(message)
             sqs.delete_message(QueueUrl=stack.dlq_url, ReceiptHandle=message["ReceiptHandle"])
-
-
-def read_topic(bootstrap: str, topic: str, idle_seconds: float = 1.5) -> list[Any]:
-    """Every record of ``topic``, read from the start of each partition until nothing new arrives."""
-
-    async def _read() -> list[Any]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            partitions = sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
-            tps = [TopicPartition(topic, p) for p in partitions]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            records: list[Any] = []
-            last = time.monotonic()
-            while time.monotonic() - last < idle_seconds:
-                batch = await consumer.getmany(timeout_ms=300, max_records=5000)
-                for items in batch.values():
-                    records += items
-                    last = time.monotonic()
-            return records
-        finally:
-            await consumer.stop()
-
-    async def _partitions(consumer: AIOKafkaConsumer, name: str) -> set[int]:
-        await consumer._client.force_metadata_update()
-        return consumer.partitions_for_topic(name) or set()
-
-    return asyncio.run(_read())
 
 
 def records_for(records: list[Any], event_ids: set[str]) -> list[Any]:
