@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from keyfan.bench.codecs import content_of
 from keyfan.bench.context import BenchContext, BenchError, Codec
 from keyfan.bench.paths import (
@@ -27,6 +25,7 @@ from keyfan.bench.paths import (
     create_topic,
     delete_topic,
     fill_queue,
+    owner_runner,
     run_consumer_path,
 )
 from keyfan.bench.payloads import sized_events
@@ -34,9 +33,7 @@ from keyfan.bench.samples import LatencySample
 from keyfan.bench.stats import percentile
 from keyfan.bench.timing import TimedDecryptor, TimedEncryptor
 from keyfan.crypto import SuiteName
-from keyfan.metrics import OwnerMetrics
 from keyfan.models import DepartmentEvent
-from keyfan.owner import OwnerPipeline, OwnerRunner
 from keyfan.settings import OwnerSettings
 
 READER = "sales"
@@ -76,22 +73,8 @@ async def run_latency(
     publisher = AiokafkaPublisher(ctx.bootstrap_servers, content_of(encryptor.inner))
     await publisher.start()
     queue = CountingQueue(ctx.queue("owner"), [str(e.event_id) for e in events])
-    runner = OwnerRunner(
-        OwnerPipeline(
-            registry=ctx.registry,
-            encryptor=encryptor,
-            publisher=publisher,
-            queue=queue,
-            dead_letters=ctx.queue("owner", dead_letters=True),
-            topic=topic,
-            max_body_bytes=_owner_default("max_body_bytes"),
-            visibility_timeout=_owner_default("visibility_timeout_seconds"),
-            metrics=OwnerMetrics(CollectorRegistry()),
-        ),
-        queue,
-        concurrency=_owner_default("poll_concurrency"),
-        wait_seconds=_owner_default("poll_wait_seconds"),
-        visibility_timeout=_owner_default("visibility_timeout_seconds"),
+    runner = owner_runner(
+        ctx, encryptor, publisher, queue, topic, wait_seconds=_owner_default("poll_wait_seconds")
     )
     decryptor = TimedDecryptor(ctx.decryptor(READER, codec))
     built = consumer_pipeline(ctx, READER, decryptor)

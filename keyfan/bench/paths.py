@@ -239,16 +239,16 @@ class OwnerRun:
     encrypt_share: float  # encrypt time (summed over threads) / wall time
 
 
-async def _owner_until(
+def owner_runner(
     ctx: BenchContext,
     encryptor: TimedEncryptor,
     publisher: AiokafkaPublisher,
-    topic: str,
     queue: CountingQueue | PreloadedQueue,
-    count: int,
-    hooks: MeasureHooks | None = None,
-) -> tuple[float, float]:
-    """Run an owner worker until ``count`` messages are deleted; (start, last delete) wall times."""
+    topic: str,
+    *,
+    wait_seconds: int,
+) -> OwnerRunner:
+    """The owner's own pipeline and runner with the service's default settings, around bench I/O."""
     pipeline = OwnerPipeline(
         registry=ctx.registry,
         encryptor=encryptor,
@@ -260,13 +260,26 @@ async def _owner_until(
         visibility_timeout=_owner_default("visibility_timeout_seconds"),
         metrics=OwnerMetrics(CollectorRegistry()),
     )
-    runner = OwnerRunner(
+    return OwnerRunner(
         pipeline,
         queue,
         concurrency=_owner_default("poll_concurrency"),
-        wait_seconds=POLL_WAIT_SECONDS,
+        wait_seconds=wait_seconds,
         visibility_timeout=_owner_default("visibility_timeout_seconds"),
     )
+
+
+async def _owner_until(
+    ctx: BenchContext,
+    encryptor: TimedEncryptor,
+    publisher: AiokafkaPublisher,
+    topic: str,
+    queue: CountingQueue | PreloadedQueue,
+    count: int,
+    hooks: MeasureHooks | None = None,
+) -> tuple[float, float]:
+    """Run an owner worker until ``count`` messages are deleted; (start, last delete) wall times."""
+    runner = owner_runner(ctx, encryptor, publisher, queue, topic, wait_seconds=POLL_WAIT_SECONDS)
     hooks = hooks or _NoHooks()
     hooks.start()
     started = time.time()
