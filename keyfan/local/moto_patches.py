@@ -1,4 +1,4 @@
-"""Three small patches that make moto 5.2.5's authorization behave like AWS's.
+"""Four small patches that make moto 5.2.5 behave like AWS where Keyfan depends on it.
 
 1. **Key-scoped IAM.** moto authorizes a request against the resource returned by the response class's
    ``_determine_resource``; KMS has none, so every KMS call is checked against ``"*"``. A policy that allows
@@ -14,6 +14,13 @@
    ``sqs:SendMessageBatch`` permission, which does not exist in AWS: there the batch APIs are authorized as
    their single-message action (``sqs:SendMessage`` ...). We map them (``IAM_ACTION_ALIASES``), so that
    policies written for AWS work unchanged here.
+4. **Atomic queue operations.** moto's server answers each request in its own thread, but its SQS queue is
+   not thread-safe: ``Queue.delete_message`` rebuilds the message list outside the queue's lock (concurrent
+   deletes resurrect each other's messages, a concurrent send can vanish), and ``receive_message`` checks
+   visibility and marks a message received in two steps (two pollers can get the same message). Measured
+   in-process with four threads, 400 messages and a 10 µs thread switch interval: 276 messages survived their deletion and one was delivered
+   twice. We run those operations under the queue's own lock (a reentrant ``Condition``; a long poll's wait
+   releases it), which makes each one atomic, as SQS is.
 
 The pure pieces (``kms_resource_arn``, ``key_id_from_ciphertext``, ``access_denied_message``) are unit-tested
 without a server; ``apply_patches`` checks moto's shapes and refuses to half-patch a moto it does not know.
@@ -23,8 +30,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -134,7 +143,7 @@ def decode_kms_params(body: bytes | str | None) -> dict[str, Any]:
 
 
 def apply_patches() -> None:
-    """Patch moto's KMS response class in this process. Idempotent; raises if moto's shapes changed."""
+    """Patch moto's KMS and SQS classes in this process. Idempotent; raises if moto's shapes changed."""
     global _applied
     if _applied:
         return
@@ -143,9 +152,11 @@ def apply_patches() -> None:
     from moto.core.exceptions import JsonRESTError
     from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase, PermissionResult
     from moto.kms.responses import KmsResponse
+    from moto.sqs.models import Queue, SQSBackend
     from moto.utilities.utils import get_partition
 
     _check_shapes(moto.__version__, KmsResponse, IAMRequest)
+    _check_sqs_shapes(moto.__version__, Queue, SQSBackend)
 
     class KmsAccessDeniedException(JsonRESTError):
         code = 400
@@ -193,10 +204,64 @@ def apply_patches() -> None:
         original_init(self, *args, **kwargs)
         self._action = iam_action(self._action)
 
+    _serialize_queue_operations(Queue, SQSBackend)
     IAMRequestBase.__init__ = _init_with_aws_action  # type: ignore[method-assign]
     KmsResponse._determine_resource = _determine_resource  # type: ignore[attr-defined]
     KmsResponse._authenticate_and_authorize_normal_action = _authenticate_and_authorize_normal_action  # type: ignore[method-assign]
     _applied = True
+
+
+# SQSBackend methods (first argument: the queue name) that read-modify-write the queue's message list.
+_SQS_BACKEND_OPERATIONS = (
+    "receive_message",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "delete_message_batch",
+    "purge_queue",
+)
+
+
+def _serialize_queue_operations(queue_class: Any, backend_class: Any) -> None:
+    """Patch 4: each listed operation holds its queue's ``_messages_lock`` for the whole call."""
+
+    def locked_backend_call(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+            with self.get_queue(queue_name)._messages_lock:
+                return method(self, queue_name, *args, **kwargs)
+
+        return call
+
+    original_delete = queue_class.delete_message
+
+    @functools.wraps(original_delete)
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with self._messages_lock:
+            original_delete(self, receipt_handle)
+
+    queue_class.delete_message = delete_message
+    for name in _SQS_BACKEND_OPERATIONS:
+        setattr(backend_class, name, locked_backend_call(getattr(backend_class, name)))
+
+
+def _check_sqs_shapes(version: str, queue_class: type, backend_class: type) -> None:
+    missing = [
+        f"{owner.__name__}.{name}"
+        for owner, name in (
+            (queue_class, "delete_message"),
+            (queue_class, "wait_for_messages"),
+            *((backend_class, name) for name in _SQS_BACKEND_OPERATIONS),
+            (backend_class, "get_queue"),
+        )
+        if not hasattr(owner, name)
+    ]
+    lock = getattr(queue_class("probe", "us-east-1", "123456789012"), "_messages_lock", None)
+    reentrant = isinstance(lock, threading.Condition) and isinstance(lock._lock, type(threading.RLock()))  # type: ignore[attr-defined]
+    if missing or not reentrant:
+        raise RuntimeError(
+            f"keyfan's SQS locking patch targets moto {SUPPORTED_MOTO}; moto {version} differs (missing "
+            f"{missing or 'nothing'}, reentrant queue lock: {reentrant}). Re-check keyfan/local/moto_patches.py."
+        )
 
 
 def _check_shapes(version: str, kms_response: type, iam_request: type) -> None:
