@@ -65,7 +65,14 @@ class RecordMetadata(BaseModel):
     produced_at: float = 0.0
 
     @classmethod
-    def for_event(cls, event: DepartmentEvent, *, key_arn: str, produced_at: float = 0.0) -> RecordMetadata:
+    def for_event(
+        cls,
+        event: DepartmentEvent,
+        *,
+        key_arn: str,
+        produced_at: float = 0.0,
+        content: str = CONTENT_ESDK,
+    ) -> RecordMetadata:
         return cls(
             event_id=str(event.event_id),
             department=event.department,
@@ -73,6 +80,7 @@ class RecordMetadata(BaseModel):
             schema_version=event.schema_version,
             occurred_at=event.occurred_at,
             key_arn=key_arn,
+            content=content,
             produced_at=produced_at,
         )
 

@@ -227,7 +227,7 @@ class OwnerPipeline:
                         self.encryptor.encrypt, department.name, plaintext, context
                     )
                 headers = RecordMetadata.for_event(
-                    event, key_arn=encrypted.key_arn, produced_at=time.time()
+                    event, key_arn=encrypted.key_arn, produced_at=time.time(), content=encrypted.content
                 ).to_headers()
                 offset = await self.publisher.publish(
                     topic=self.topic,

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Mapping
 
 from keyfan.crypto.ports import Decrypted, Encrypted
-from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT, H_CONTENT, Headers
+from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT
 from keyfan.exceptions import ConfigError, CorruptMessage
 
 MAGIC = b"KFPT"
@@ -51,8 +51,6 @@ def unframe(value: bytes) -> tuple[str, dict[str, str], bytes]:
 class PlaintextEncryptor:
     """Satisfies ``Encryptor``: names the department's key, encrypts nothing."""
 
-    content = CONTENT_PLAINTEXT
-
     def __init__(self, key_arns: Mapping[str, str]) -> None:
         if not key_arns:
             raise ConfigError("PlaintextEncryptor needs at least one department key ARN")
@@ -63,7 +61,9 @@ class PlaintextEncryptor:
             key_arn = self._key_arns[department]
         except KeyError:
             raise ConfigError(f"no key configured for department {department!r}") from None
-        return Encrypted(ciphertext=frame(key_arn, context, plaintext), key_arn=key_arn)
+        return Encrypted(
+            ciphertext=frame(key_arn, context, plaintext), key_arn=key_arn, content=CONTENT_PLAINTEXT
+        )
 
 
 class PlaintextDecryptor:
@@ -79,13 +79,7 @@ class PlaintextDecryptor:
         return Decrypted(plaintext=plaintext, encryption_context=context, key_arn=key_arn)
 
 
-def with_content(headers: Headers, content: str) -> Headers:
-    """The headers with ``keyfan-content`` set to ``content`` (the owner pipeline always writes "esdk")."""
-    encoded = content.encode()
-    return [(name, encoded if name == H_CONTENT else value) for name, value in headers]
-
-
-def content_of(encryptor: object) -> str:
-    """What a codec writes on the wire: ``plaintext`` for the twins, ``esdk`` for the real adapters."""
-    content = getattr(encryptor, "content", None)
+def content_of(decryptor: object) -> str:
+    """The ``keyfan-content`` a decryptor reads: ``plaintext`` for the twin, ``esdk`` for the real adapter."""
+    content = getattr(decryptor, "content", None)
     return str(content) if content else CONTENT_ESDK

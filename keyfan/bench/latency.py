@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from keyfan.bench.codecs import content_of
 from keyfan.bench.context import BenchContext, BenchError, Codec
 from keyfan.bench.paths import (
     STALL_SECONDS,
@@ -70,7 +69,7 @@ async def run_latency(
     warm, measured = events[:WARMUP], events[WARMUP:]
     await create_topic(ctx.bootstrap_servers, topic, ctx.registry.partition_count)
     encryptor = TimedEncryptor(ctx.encryptor(codec, suite))
-    publisher = AiokafkaPublisher(ctx.bootstrap_servers, content_of(encryptor.inner))
+    publisher = AiokafkaPublisher(ctx.bootstrap_servers)
     await publisher.start()
     queue = CountingQueue(ctx.queue("owner"), [str(e.event_id) for e in events])
     runner = owner_runner(

@@ -14,12 +14,11 @@ a dict instead of the Faust Table, and an audit sink that serialises the audit r
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -27,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from keyfan.bench.codecs import content_of, with_content
+from keyfan.bench.codecs import content_of
 from keyfan.bench.context import BenchContext, BenchError
 from keyfan.bench.stats import rate
 from keyfan.bench.timing import TimedDecryptor, TimedEncryptor, kms_calls
@@ -40,7 +39,7 @@ from keyfan.consumer import (
     RecordPipeline,
     State,
 )
-from keyfan.envelope import CONTENT_ESDK, Headers, RecordMetadata
+from keyfan.envelope import Headers, RecordMetadata
 from keyfan.exceptions import PublishFailed
 from keyfan.generation import to_message_body
 from keyfan.metrics import OwnerMetrics
@@ -104,14 +103,12 @@ async def delete_topic(bootstrap: str, name: str) -> None:
 
 
 class AiokafkaPublisher:
-    """The owner's ``Publisher`` on a plain aiokafka producer (acks=all, no idempotence: Tansu cannot),
-    marking ``keyfan-content`` with what the codec wrote (the owner pipeline always writes "esdk")."""
+    """The owner's ``Publisher`` on a plain aiokafka producer (acks=all, no idempotence: Tansu cannot)."""
 
-    def __init__(self, bootstrap: str, content: str = CONTENT_ESDK) -> None:
+    def __init__(self, bootstrap: str) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, client_id="keyfan-bench-owner"
         )
-        self.content = content
         self.last_ack = 0.0
 
     async def start(self) -> None:
@@ -123,7 +120,7 @@ class AiokafkaPublisher:
     async def publish(self, *, topic: str, partition: int, key: bytes, value: bytes, headers: Headers) -> int:
         try:
             metadata = await self._producer.send_and_wait(
-                topic, value=value, key=key, partition=partition, headers=with_content(headers, self.content)
+                topic, value=value, key=key, partition=partition, headers=headers
             )
         except KafkaError as exc:
             raise PublishFailed(f"broker did not acknowledge: {type(exc).__name__}") from exc
@@ -320,7 +317,7 @@ async def run_owner_path(
         sent = await asyncio.to_thread(fill_queue, generator, batch)
         return CountingQueue(ctx.queue("owner"), sent)
 
-    publisher = AiokafkaPublisher(ctx.bootstrap_servers, content_of(encryptor.inner))
+    publisher = AiokafkaPublisher(ctx.bootstrap_servers)
     await publisher.start()
     try:
         if warmup:
@@ -402,11 +399,6 @@ def handler_for(department: str) -> DomainHandler:
     raise BenchError(f"no handler for department {department!r} in the benchmark")
 
 
-def content_seam() -> bool:
-    """Whether ``RecordPipeline`` can be told which ``keyfan-content`` values it accepts."""
-    return "accepted_contents" in inspect.signature(RecordPipeline).parameters
-
-
 @dataclass
 class ConsumerPipeline:
     pipeline: RecordPipeline
@@ -414,9 +406,6 @@ class ConsumerPipeline:
     audit: MemoryAuditSink
     dead_letters: MemoryDeadLetters
     handler: RecordingHandler
-    # Without the seam, plaintext records have their content header put back to "esdk" before the
-    # pipeline sees them; the same header pass runs on encrypted records so both pay for it.
-    rewrite_content: bool = field(default=True)
 
 
 def consumer_pipeline(ctx: BenchContext, department: str, decryptor: TimedDecryptor) -> ConsumerPipeline:
@@ -428,10 +417,6 @@ def consumer_pipeline(ctx: BenchContext, department: str, decryptor: TimedDecryp
     )
     audit, dead_letters = MemoryAuditSink(), MemoryDeadLetters()
     handler = RecordingHandler(handler_for(department))
-    seam = content_seam()
-    extra: dict[str, Any] = {}
-    if seam:
-        extra["accepted_contents"] = frozenset({CONTENT_ESDK, content_of(decryptor.inner)})
     pipeline = RecordPipeline(
         department=department,
         consumer_group=f"keyfan-bench-{department}",
@@ -443,9 +428,9 @@ def consumer_pipeline(ctx: BenchContext, department: str, decryptor: TimedDecryp
         dead_letters=dead_letters,
         denials=denials,
         metrics=metrics,
-        **extra,
+        accepted_contents=frozenset({content_of(decryptor)}),
     )
-    return ConsumerPipeline(pipeline, metrics, audit, dead_letters, handler, rewrite_content=not seam)
+    return ConsumerPipeline(pipeline, metrics, audit, dead_letters, handler)
 
 
 @dataclass
@@ -508,8 +493,6 @@ async def run_consumer_path(
                         hooks.start()
                         started = time.time()
                     headers = list(message.headers)
-                    if built.rewrite_content:
-                        headers = with_content(headers, CONTENT_ESDK)
                     await built.pipeline.process(
                         RawRecord(
                             topic=message.topic,

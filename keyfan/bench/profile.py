@@ -125,7 +125,6 @@ class ProfiledEncryptor:
     def __init__(self, inner: Encryptor, profiler: ThreadProfiler) -> None:
         self.inner = inner
         self.observer = getattr(inner, "observer", None)
-        self.content = getattr(inner, "content", None)
         self._encrypt = profiler.wrap(inner.encrypt)
 
     def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:

@@ -50,7 +50,6 @@ class TimedEncryptor:
         self.inner = inner
         self.timer = CallTimer()
         self.observer = getattr(inner, "observer", None)
-        self.content = getattr(inner, "content", None)
 
     def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:
         started = time.perf_counter()

@@ -106,6 +106,7 @@ class RecordPipeline:
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         run_blocking: RunBlocking = _to_thread,
+        accepted_contents: frozenset[str] = frozenset({CONTENT_ESDK}),
     ) -> None:
         self.department = department
         self.consumer_group = consumer_group
@@ -120,6 +121,8 @@ class RecordPipeline:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._run_blocking = run_blocking
+        # Services read Encryption SDK messages only; the benchmark's plaintext twin passes its own.
+        self.accepted_contents = accepted_contents
 
     async def process(self, record: RawRecord) -> Classification:
         """Return only with a final outcome; while KMS (or the broker) is down, retry in place."""
@@ -157,7 +160,7 @@ class RecordPipeline:
         key_arns: tuple[str, ...] = ()
         try:
             metadata = RecordMetadata.from_headers(record.headers)
-            if metadata.content != CONTENT_ESDK:
+            if metadata.content not in self.accepted_contents:
                 raise CorruptMessage("unsupported_content", f"content {metadata.content!r} is not accepted")
             if not record.value:
                 raise CorruptMessage("empty_value", "record has no value")

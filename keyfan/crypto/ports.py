@@ -9,11 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from keyfan.envelope import CONTENT_ESDK
+
 
 @dataclass(frozen=True, slots=True)
 class Encrypted:
     ciphertext: bytes
     key_arn: str
+    # What ``ciphertext`` is, for the ``keyfan-content`` header: an Encryption SDK message unless a
+    # benchmark codec says otherwise.
+    content: str = CONTENT_ESDK
 
 
 @dataclass(frozen=True, slots=True)

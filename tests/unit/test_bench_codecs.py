@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from keyfan.bench.codecs import (
-    PlaintextDecryptor,
-    PlaintextEncryptor,
-    content_of,
-    frame,
-    unframe,
-    with_content,
-)
-from keyfan.crypto.ports import Decryptor, Encryptor
-from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT, H_CONTENT, H_EVENT_ID
+from keyfan.bench.codecs import PlaintextDecryptor, PlaintextEncryptor, content_of, frame, unframe
+from keyfan.crypto.ports import Decryptor, Encrypted, Encryptor
+from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT
 from keyfan.exceptions import ConfigError, CorruptMessage
 
 ARN = "arn:aws:kms:us-east-1:123456789012:alias/keyfan-sales"
@@ -45,11 +38,8 @@ def test_anything_else_is_corrupt(value):
         unframe(value)
 
 
-def test_content_header_is_rewritten_and_nothing_else():
-    headers = [(H_CONTENT, CONTENT_ESDK.encode()), (H_EVENT_ID, b"e-1")]
-    assert with_content(headers, CONTENT_PLAINTEXT) == [(H_CONTENT, b"plaintext"), (H_EVENT_ID, b"e-1")]
-
-
-def test_content_of_names_what_a_codec_writes():
-    assert content_of(PlaintextEncryptor({"sales": ARN})) == CONTENT_PLAINTEXT
+def test_the_twin_says_plaintext_and_real_adapters_say_esdk():
+    assert PlaintextEncryptor({"sales": ARN}).encrypt("sales", b"x", CONTEXT).content == CONTENT_PLAINTEXT
+    assert Encrypted(ciphertext=b"c", key_arn=ARN).content == CONTENT_ESDK
+    assert content_of(PlaintextDecryptor()) == CONTENT_PLAINTEXT
     assert content_of(object()) == CONTENT_ESDK

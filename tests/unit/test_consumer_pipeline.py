@@ -12,7 +12,7 @@ from keyfan.consumer.denials import DenialMemory
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Outcome
 from keyfan.consumer.pipeline import APPLIED_OFFSET, RawRecord, RecordPipeline, RetryPolicy
-from keyfan.envelope import H_EVENT_ID, RecordMetadata
+from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT, H_EVENT_ID, RecordMetadata
 from keyfan.generation import generate_events
 from sales_consumer import SalesHandler
 from tests.factories import FakeDecryptor, ListAudit, ListDeadLetters, fake_key_arn, fake_record
@@ -32,7 +32,7 @@ class Clock:
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, accepted_contents: frozenset[str] = frozenset({CONTENT_ESDK})) -> None:
         self.decryptor = FakeDecryptor(denied={fake_key_arn("finance")})
         self.audit = ListAudit()
         self.dlq = ListDeadLetters()
@@ -55,6 +55,7 @@ class Harness:
             metrics=self.metrics,
             retry=RetryPolicy(0.2, 5.0),
             sleep=self._sleep,
+            accepted_contents=accepted_contents,
         )
 
     async def _sleep(self, seconds: float) -> None:
@@ -204,6 +205,16 @@ async def test_corrupt_or_tampered_goes_to_dlq(h: Harness, reason: str) -> None:
     [audit] = h.audit.records
     assert audit.outcome is Outcome.DEAD_LETTER and audit.reason == reason
     assert h.store == {}
+
+
+async def test_a_pipeline_reads_only_the_contents_it_is_told_to_accept() -> None:
+    # The services accept "esdk" only (above: "plaintext" is dead-lettered); the benchmark's plaintext
+    # twin is a pipeline that accepts "plaintext", and then refuses "esdk".
+    twin = Harness(accepted_contents=frozenset({CONTENT_PLAINTEXT}))
+    plain = fake_record(SALES[0], headers=_tampered_headers(SALES[0], content=CONTENT_PLAINTEXT))
+    assert (await twin.pipeline.process(plain)).outcome is Outcome.DECRYPTED
+    verdict = await twin.pipeline.process(fake_record(SALES[1], offset=1))
+    assert (verdict.outcome, verdict.reason) == (Outcome.DEAD_LETTER, "unsupported_content")
 
 
 async def test_redelivered_records_are_not_counted_twice(h: Harness) -> None:

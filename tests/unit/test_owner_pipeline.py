@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from keyfan.crypto import Encrypted
 from keyfan.departments import DepartmentRegistry
-from keyfan.envelope import H_DEPARTMENT, H_EVENT_ID, H_KEY_ARN, Headers, RecordMetadata
+from keyfan.envelope import (
+    CONTENT_ESDK,
+    H_CONTENT,
+    H_DEPARTMENT,
+    H_EVENT_ID,
+    H_KEY_ARN,
+    Headers,
+    RecordMetadata,
+)
 from keyfan.exceptions import AccessDenied, KeyServiceUnavailable, PublishFailed, QueueUnavailable
 from keyfan.generation import generate_events, to_message_body
 from keyfan.metrics import OwnerMetrics
@@ -148,6 +156,7 @@ async def test_valid_event_is_encrypted_published_to_its_partition_then_deleted(
     headers = dict(record.headers)
     assert headers[H_EVENT_ID] == str(event.event_id).encode() and headers[H_DEPARTMENT] == b"finance"
     assert headers[H_KEY_ARN] == b"arn:aws:kms:r:1:alias/finance"
+    assert headers[H_CONTENT] == CONTENT_ESDK.encode()
     assert RecordMetadata.from_headers(record.headers).produced_at > 0
     assert event.data["card_number"].encode() not in record.value and b"card_number" not in record.value
     assert queue.deleted == ["m0"]
@@ -156,6 +165,18 @@ async def test_valid_event_is_encrypted_published_to_its_partition_then_deleted(
     ]
     snap = pipeline.metrics.snapshot()
     assert snap["published"] == snap["received"] == 1 and accounted(snap)
+
+
+async def test_the_content_header_says_what_the_encryptor_wrote():
+    class LabellingEncryptor(FakeEncryptor):
+        def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:
+            return replace(super().encrypt(department, plaintext, context), content="plaintext")
+
+    (event,) = generate_events(1, ["sales"], seed=2)
+    pipeline, _, publisher = _pipeline(encryptor=LabellingEncryptor())
+    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    (record,) = publisher.records
+    assert dict(record.headers)[H_CONTENT] == b"plaintext"
 
 
 @pytest.mark.parametrize(
