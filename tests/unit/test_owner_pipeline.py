@@ -141,6 +141,19 @@ def _pipeline(
     return pipeline, queue, publisher
 
 
+async def _run_until_deleted(
+    pipeline: OwnerPipeline, queue: FakeQueue, count: int, *, concurrency: int
+) -> bool:
+    """Run an ``OwnerRunner`` until ``count`` messages are deleted (2 s at most); whether it drained."""
+    runner = OwnerRunner(pipeline, queue, concurrency=concurrency, wait_seconds=0)
+    runner.start()
+    for _ in range(200):
+        if len(queue.deleted) == count:
+            break
+        await asyncio.sleep(0.01)
+    return await runner.drain(grace_seconds=2)
+
+
 async def test_valid_event_is_encrypted_published_to_its_partition_then_deleted():
     (event,) = generate_events(1, ["finance"], seed=1)
     pipeline, queue, publisher = _pipeline()
@@ -312,13 +325,7 @@ async def test_runner_drains_every_message_then_stops():
     events = generate_events(35, ["sales", "finance"], seed=10)
     queue = FakeQueue(messages=[_message(to_message_body(e), i) for i, e in enumerate(events)])
     pipeline, _, publisher = _pipeline(queue=queue)
-    runner = OwnerRunner(pipeline, queue, concurrency=3, wait_seconds=0)
-    runner.start()
-    for _ in range(200):
-        if len(queue.deleted) == 35:
-            break
-        await asyncio.sleep(0.01)
-    assert await runner.drain(grace_seconds=2)
+    assert await _run_until_deleted(pipeline, queue, 35, concurrency=3)
     assert len(publisher.records) == 35 and sorted(queue.deleted) == sorted(f"m{i}" for i in range(35))
     for record in publisher.records:
         department = dict(record.headers)[H_DEPARTMENT].decode()
@@ -404,11 +411,5 @@ async def test_runner_deletes_with_far_fewer_calls_than_messages():
     events = generate_events(40, ["sales", "finance"], seed=13)
     queue = FakeQueue(messages=[_message(to_message_body(e), i) for i, e in enumerate(events)])
     pipeline, _, _ = _pipeline(queue=queue)
-    runner = OwnerRunner(pipeline, queue, concurrency=2, wait_seconds=0)
-    runner.start()
-    for _ in range(200):
-        if len(queue.deleted) == 40:
-            break
-        await asyncio.sleep(0.01)
-    await runner.drain(grace_seconds=2)
+    await _run_until_deleted(pipeline, queue, 40, concurrency=2)
     assert len(queue.deleted) == 40 and len(queue.batches) <= 8
