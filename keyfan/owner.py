@@ -12,6 +12,11 @@ Outcomes, and what happens to the SQS message:
                                         extended; on shutdown released for the next worker
     KMS AccessDenied                 -> kept; released after a backoff; SQS's redrive dead-letters it
                                         after maxReceiveCount (the owner role is misconfigured)
+    unexpected exception (a bug)     -> retried in-process ``max_unexpected_attempts`` times with backoff,
+                                        then copied to the DLQ with reason ``unexpected_<ExceptionType>``
+                                        and deleted; logged at ERROR (message id, reason, error type)
+
+Only outages (KMS unavailable, publish failed, SQS or the DLQ unavailable) keep a message without bound.
 
 Counting, at every moment: received = published + dead-lettered + released + in flight.
 """
@@ -23,6 +28,7 @@ import contextlib
 import logging
 import random
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -88,6 +94,9 @@ class RetryPolicy:
     max_seconds: float = 15.0
     # None: retry transient failures in-process until they succeed or the service stops.
     max_attempts: int | None = None
+    # Tries of a message whose handling raised something unexpected (a bug, not an outage) before it is
+    # dead-lettered with reason ``unexpected_<ExceptionType>``.
+    max_unexpected_attempts: int = 3
 
     def delay(self, attempt: int) -> float:
         """Full-jitter exponential backoff for the ``attempt``-th retry (1-based)."""
@@ -133,7 +142,7 @@ class DeleteBatcher:
     async def _send(self, batch: list[tuple[QueueMessage, asyncio.Future[None]]]) -> None:
         try:
             failed = await asyncio.to_thread(self._queue.delete_batch, [message for message, _ in batch])
-        except QueueUnavailable as exc:
+        except Exception as exc:  # QueueUnavailable, or a bug: every waiting caller gets it, none hangs
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -198,20 +207,56 @@ class OwnerPipeline:
         started = time.monotonic()
         outcome = Outcome.RELEASED
         try:
-            outcome = await self._handle(message)
-        except Exception:  # last resort: the message stays in SQS and is redelivered
-            log.exception("unexpected failure", extra={"message_id": message.message_id})
+            outcome = await self._handle_bounded(message)
+        except Exception as exc:  # last resort (dead-lettering it failed too): it stays in SQS
+            log.error(
+                "unexpected failure, message released",
+                extra={"message_id": message.message_id, **_error_metadata(exc)},
+            )
             await self._release(message, "error", self.retry.delay(message.receive_count))
         finally:
             m.in_flight.dec()
             m.latency.labels(outcome.value).observe(time.monotonic() - started)
         return outcome
 
+    async def _handle_bounded(self, message: QueueMessage) -> Outcome:
+        """``_handle``, with an unexpected exception retried in-process a bounded number of times.
+
+        Outages are Keyfan errors handled (without bound) inside ``_handle``; anything else escaping it is
+        a bug that would fail the same way on every redelivery: after ``max_unexpected_attempts`` the
+        message goes to the DLQ with reason ``unexpected_<ExceptionType>`` instead of cycling through SQS.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._handle(message)
+            except Exception as exc:
+                failure = exc
+            # Metadata only: an exception's text may quote the payload, so only its type and location.
+            metadata = {"message_id": message.message_id, "attempt": attempt, **_error_metadata(failure)}
+            if attempt >= self.retry.max_unexpected_attempts:
+                reason = f"unexpected_{type(failure).__name__}"
+                log.error("unexpected failure, message dead-lettered", extra={**metadata, "reason": reason})
+                return await self._dead_letter(message, reason)
+            delay = self.retry.delay(attempt)
+            log.error(
+                "unexpected failure, will retry", extra={**metadata, "retry_in_seconds": round(delay, 2)}
+            )
+            if self.stopping or not await self._wait_extending(message, delay):
+                await self._release(message, "error", 0)
+                return Outcome.RELEASED
+
     async def _handle(self, message: QueueMessage) -> Outcome:
         try:
             event = parse_event(message.body, self.registry, max_bytes=self.max_body_bytes)
         except InvalidEvent as exc:
-            return await self._dead_letter(message, exc)
+            # The reason and the message id only: the body goes to the DLQ, never to the logs.
+            log.warning(
+                "invalid message dead-lettered",
+                extra={"message_id": message.message_id, "reason": exc.reason, "detail": str(exc)},
+            )
+            return await self._dead_letter(message, exc.reason)
         department = self.registry.get(event.department)
         entity = entity_key(event)
         partition = partition_for(department, entity)
@@ -271,14 +316,8 @@ class OwnerPipeline:
                 if not await self._wait_extending(message, delay):
                     await self._release(message, cause, 0)
                     return Outcome.RELEASED
-        try:
-            await self._deleter.delete(message)
-        except QueueUnavailable as exc:
-            # Published but not deleted: SQS will redeliver it and it will be published twice (at-least-once).
-            self.metrics.delete_failures.inc()
-            log.warning(
-                "delete after publish failed", extra={"message_id": message.message_id, "error": str(exc)}
-            )
+        # Published but not deleted: SQS will redeliver it and it will be published twice (at-least-once).
+        await self._delete_final(message, "publish")
         self.metrics.published.labels(department.name, str(partition)).inc()
         log.debug(
             "published",
@@ -310,35 +349,54 @@ class OwnerPipeline:
             return True
         return False
 
-    async def _dead_letter(self, message: QueueMessage, exc: InvalidEvent) -> Outcome:
-        # The reason and the message id only: the body goes to the DLQ, never to the logs.
-        log.warning(
-            "invalid message dead-lettered",
-            extra={"message_id": message.message_id, "reason": exc.reason, "detail": str(exc)},
-        )
+    async def _dead_letter(self, message: QueueMessage, reason: str) -> Outcome:
+        """Copy the message to the DLQ with ``reason``, then delete it (the caller logs why)."""
         try:
-            await asyncio.to_thread(self.dead_letters.send_dead_letter, message, reason=exc.reason)
+            await asyncio.to_thread(self.dead_letters.send_dead_letter, message, reason=reason)
         except QueueUnavailable as error:
             log.error("DLQ send failed", extra={"message_id": message.message_id, "error": str(error)})
             await self._release(message, "dlq_unavailable", self.retry.delay(message.receive_count))
             return Outcome.RELEASED
+        await self._delete_final(message, "dead-letter")
+        self.metrics.dead_lettered.labels(reason).inc()
+        return Outcome.DEAD_LETTERED
+
+    async def _delete_final(self, message: QueueMessage, after: str) -> None:
+        """Delete a message whose outcome is final; never raises. Undeleted, SQS redelivers it."""
         try:
             await self._deleter.delete(message)
         except QueueUnavailable as error:
             self.metrics.delete_failures.inc()
             log.warning(
-                "delete after dead-letter failed",
-                extra={"message_id": message.message_id, "error": str(error)},
+                f"delete after {after} failed", extra={"message_id": message.message_id, "error": str(error)}
             )
-        self.metrics.dead_lettered.labels(exc.reason).inc()
-        return Outcome.DEAD_LETTERED
+        except Exception as error:  # a bug in the delete path must not undo (or repeat) a final outcome
+            self.metrics.delete_failures.inc()
+            log.error(
+                f"delete after {after} failed unexpectedly",
+                extra={"message_id": message.message_id, **_error_metadata(error)},
+            )
 
     async def _release(self, message: QueueMessage, cause: str, delay: float) -> None:
-        """Leave the message in SQS, visible again after ``delay`` seconds."""
+        """Leave the message in SQS, visible again after ``delay`` seconds; never raises."""
         self.metrics.released.labels(cause).inc()
         # If this fails, its visibility timeout expires anyway: it comes back either way.
-        with contextlib.suppress(QueueUnavailable):
+        try:
             await asyncio.to_thread(self.queue.change_visibility, message, int(delay))
+        except QueueUnavailable:
+            pass
+        except Exception as error:
+            log.error(
+                "release failed unexpectedly",
+                extra={"message_id": message.message_id, **_error_metadata(error)},
+            )
+
+
+def _error_metadata(exc: BaseException) -> dict[str, str]:
+    """An exception for the logs without its text (which may quote a payload): its type and where."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "unknown"
+    return {"error_type": type(exc).__name__, "where": where}
 
 
 class OwnerRunner:

@@ -108,7 +108,11 @@ class OwnerService(mode.Service):
             topic=settings.topic,
             max_body_bytes=settings.max_body_bytes,
             visibility_timeout=settings.visibility_timeout_seconds,
-            retry=RetryPolicy(settings.retry_initial_seconds, settings.retry_max_seconds),
+            retry=RetryPolicy(
+                settings.retry_initial_seconds,
+                settings.retry_max_seconds,
+                max_unexpected_attempts=settings.unexpected_max_attempts,
+            ),
             metrics=self.metrics,
         )
         log.info(

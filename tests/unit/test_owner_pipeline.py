@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import pytest
+from pydantic import ValidationError
 
 from keyfan.crypto import Encrypted
 from keyfan.departments import DepartmentRegistry
@@ -26,6 +27,7 @@ from keyfan.metrics import OwnerMetrics
 from keyfan.models import entity_key
 from keyfan.owner import Outcome, OwnerPipeline, OwnerRunner, RetryPolicy, accounted, key_arns_for
 from keyfan.routing import partition_for, record_key
+from keyfan.settings import OwnerSettings
 from keyfan.sqs import QueueMessage
 
 REGISTRY = DepartmentRegistry.from_mapping(
@@ -124,6 +126,9 @@ def _pipeline(
     publisher: FakePublisher | None = None,
     queue: FakeQueue | None = None,
     max_attempts: int | None = 3,
+    *,
+    max_unexpected_attempts: int = 3,
+    max_body_bytes: int = 4096,
 ) -> tuple[OwnerPipeline, FakeQueue, FakePublisher]:
     queue = queue or FakeQueue()
     publisher = publisher or FakePublisher()
@@ -134,8 +139,13 @@ def _pipeline(
         queue=queue,
         dead_letters=queue,
         topic=TOPIC,
-        max_body_bytes=4096,
-        retry=RetryPolicy(initial_seconds=0.001, max_seconds=0.002, max_attempts=max_attempts),
+        max_body_bytes=max_body_bytes,
+        retry=RetryPolicy(
+            initial_seconds=0.001,
+            max_seconds=0.002,
+            max_attempts=max_attempts,
+            max_unexpected_attempts=max_unexpected_attempts,
+        ),
         metrics=OwnerMetrics(),
     )
     return pipeline, queue, publisher
@@ -281,12 +291,188 @@ async def test_published_but_delete_failed_is_still_published_and_counted():
     assert pipeline.metrics.registry.get_sample_value("keyfan_owner_delete_failures_total") == 1
 
 
-async def test_unexpected_error_never_escapes_and_the_message_stays():
+def _counts(pipeline: OwnerPipeline) -> tuple[int, int, int, int, int]:
+    """(received, published, dead-lettered, released, in flight), after checking they add up."""
+    snap = pipeline.metrics.snapshot()
+    assert accounted(snap)
+    return (
+        snap["received"],
+        snap["published"],
+        snap["dead_lettered"],
+        snap["released"],
+        snap["in_flight"],
+    )
+
+
+def _dead_lettered(pipeline: OwnerPipeline, reason: str) -> float | None:
+    return pipeline.metrics.registry.get_sample_value("keyfan_owner_dead_lettered_total", {"reason": reason})
+
+
+async def test_an_unexpected_error_is_retried_n_times_then_dead_lettered_with_its_type(caplog):
+    # Given: an encryptor with a bug (ZeroDivisionError on every call) and a bound of 3 attempts
     (event,) = generate_events(1, ["sales"], seed=7)
-    pipeline, queue, _ = _pipeline(encryptor=FakeEncryptor([RuntimeError("bug")]))
+    body = to_message_body(event)
+    encryptor = FakeEncryptor([ZeroDivisionError("division by zero")] * 10)
+    pipeline, queue, publisher = _pipeline(encryptor=encryptor, max_unexpected_attempts=3)
+    # When: the message is handled once (its first receive)
+    outcome = await pipeline.handle(_message(body))
+    # Then: it was attempted exactly 3 times, then copied to the DLQ with the error's type and deleted
+    assert outcome is Outcome.DEAD_LETTERED
+    assert 10 - len(encryptor.errors) == 3
+    assert queue.dead == [("m0", "unexpected_ZeroDivisionError", body)]
+    assert queue.deleted == ["m0"] and publisher.records == []
+    # its visibility was extended before each of the 2 waits, never released to SQS
+    assert [mid for mid, _ in queue.visibility] == ["m0", "m0"]
+    assert all(seconds >= 30 for _, seconds in queue.visibility)
+    # received = published + dead-lettered + released + in flight
+    assert _counts(pipeline) == (1, 0, 1, 0, 0)
+    assert _dead_lettered(pipeline, "unexpected_ZeroDivisionError") == 1
+    # logged at ERROR with metadata only: never the body, nor the exception's text
+    (final,) = [r for r in caplog.records if r.getMessage() == "unexpected failure, message dead-lettered"]
+    assert final.levelname == "ERROR"
+    assert (final.message_id, final.reason, final.error_type) == (  # type: ignore[attr-defined]
+        "m0",
+        "unexpected_ZeroDivisionError",
+        "ZeroDivisionError",
+    )
+    logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
+    assert event.data["customer_name"] not in logged and "division by zero" not in logged
+
+
+async def test_an_unexpected_error_from_the_publisher_counts_towards_the_same_bound():
+    # Given: a publisher that raises ZeroDivisionError every time, and a bound of 2
+    (event,) = generate_events(1, ["finance"], seed=7)
+    publisher = FakePublisher([ZeroDivisionError()] * 5)
+    pipeline, queue, _ = _pipeline(publisher=publisher, max_unexpected_attempts=2)
+    # When
+    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.DEAD_LETTERED
+    # Then: published 2 times (both failed), then dead-lettered and deleted
+    assert 5 - len(publisher.errors) == 2 and publisher.records == []
+    assert [(mid, reason) for mid, reason, _ in queue.dead] == [("m0", "unexpected_ZeroDivisionError")]
+    assert queue.deleted == ["m0"]
+    assert _counts(pipeline) == (1, 0, 1, 0, 0)
+
+
+async def test_an_unexpected_error_that_clears_within_the_bound_is_published():
+    # Given: a bug that strikes once
+    (event,) = generate_events(1, ["sales"], seed=7)
+    pipeline, queue, publisher = _pipeline(encryptor=FakeEncryptor([RuntimeError("bug")]))
+    # When
+    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    # Then: published once, deleted, nothing dead-lettered
+    assert len(publisher.records) == 1 and queue.deleted == ["m0"] and queue.dead == []
+    assert _counts(pipeline) == (1, 1, 0, 0, 0)
+
+
+async def test_outages_are_not_counted_towards_the_unexpected_bound():
+    # Given: KMS down for 5 attempts, retries without bound, and a bound of 1 for unexpected errors
+    (event,) = generate_events(1, ["sales"], seed=7)
+    encryptor = FakeEncryptor([KeyServiceUnavailable("down")] * 5)
+    pipeline, queue, publisher = _pipeline(encryptor=encryptor, max_attempts=None, max_unexpected_attempts=1)
+    # When
+    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    # Then: retried through the outage and published, never dead-lettered
+    assert encryptor.errors == [] and len(publisher.records) == 1 and queue.dead == []
+    assert _counts(pipeline) == (1, 1, 0, 0, 0)
+
+
+async def test_unexpected_error_never_escapes_even_when_dead_lettering_it_fails_too():
+    # Given: a bug on every encrypt, and a DLQ adapter with a bug as well
+    class BrokenDlq(FakeQueue):
+        def send_dead_letter(self, message: QueueMessage, *, reason: str) -> str:
+            raise KeyError("bug in the DLQ adapter")
+
+    (event,) = generate_events(1, ["sales"], seed=7)
+    queue = BrokenDlq()
+    pipeline, _, _ = _pipeline(
+        encryptor=FakeEncryptor([ZeroDivisionError()] * 5), queue=queue, max_unexpected_attempts=2
+    )
+    # When
     assert await pipeline.handle(_message(to_message_body(event))) is Outcome.RELEASED
-    assert queue.deleted == []
-    assert accounted(pipeline.metrics.snapshot())
+    # Then: the last resort keeps it in SQS for a later receive
+    assert queue.deleted == [] and queue.dead == []
+    assert _counts(pipeline) == (1, 0, 0, 1, 0)
+    assert pipeline.metrics.registry.get_sample_value("keyfan_owner_released_total", {"cause": "error"}) == 1
+
+
+async def test_stop_releases_a_message_waiting_for_an_unexpected_retry():
+    # Given: a bug on every encrypt and a long backoff
+    (event,) = generate_events(1, ["sales"], seed=7)
+    pipeline, queue, _ = _pipeline(encryptor=FakeEncryptor([ZeroDivisionError()] * 5))
+    pipeline.retry = RetryPolicy(initial_seconds=30, max_seconds=30, max_unexpected_attempts=3)
+    task = asyncio.create_task(pipeline.handle(_message(to_message_body(event))))
+    await asyncio.sleep(0.05)
+    # When: the service stops during the wait
+    pipeline.stop()
+    # Then: released at once for the next worker, not dead-lettered
+    assert await asyncio.wait_for(task, 2) is Outcome.RELEASED
+    assert queue.visibility[-1] == ("m0", 0) and queue.dead == []
+    assert _counts(pipeline) == (1, 0, 0, 1, 0)
+
+
+async def test_an_unexpected_delete_failure_after_publish_neither_hangs_nor_republishes():
+    # Given: a queue whose batch delete has a bug
+    class BrokenDelete(FakeQueue):
+        def delete_batch(self, messages):
+            raise TypeError("bug in the delete path")
+
+    (event,) = generate_events(1, ["sales"], seed=7)
+    pipeline, queue, publisher = _pipeline(queue=BrokenDelete())
+    # When
+    outcome = await asyncio.wait_for(pipeline.handle(_message(to_message_body(event))), 2)
+    # Then: published once; undeleted, so SQS redelivers it (at-least-once), never dead-lettered
+    assert outcome is Outcome.PUBLISHED and len(publisher.records) == 1 and queue.dead == []
+    assert pipeline.metrics.registry.get_sample_value("keyfan_owner_delete_failures_total") == 1
+    assert _counts(pipeline) == (1, 1, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("[" * 50000 + "]" * 50000, "invalid_json"),
+        ('{"a":' * 5000 + "1" + "}" * 5000, "invalid_json"),
+        ('{"n": ' + "9" * 5000 + "}", "invalid_json"),
+        ("LONG_INT_IN_DATA", "invalid_json"),
+        ("DEEP_DATA", "schema"),
+        ("BAD_TIMESTAMP", "schema"),
+    ],
+    ids=["deep_array", "deep_object", "long_int", "long_int_in_data", "deep_data", "bad_timestamp"],
+)
+async def test_pathological_bodies_are_dead_lettered_with_a_reason_on_first_receive(body, reason):
+    # Given: bodies whose parsing or validation raised foreign errors before
+    (event,) = generate_events(1, ["sales"], seed=7)
+    good = json.loads(to_message_body(event))
+    if body == "LONG_INT_IN_DATA":
+        body = json.dumps({**good, "data": {**good["data"], "n": 0}}).replace('"n": 0', '"n": ' + "9" * 5000)
+    elif body == "DEEP_DATA":
+        deep: dict = {"x": 1}
+        for _ in range(300):
+            deep = {"a": deep}
+        body = json.dumps({**good, "data": deep})
+    elif body == "BAD_TIMESTAMP":
+        body = json.dumps({**good, "occurred_at": "0001-01-01T00:00:00+01:00"})
+    encryptor = FakeEncryptor()
+    pipeline, queue, publisher = _pipeline(encryptor=encryptor, max_body_bytes=256 * 1024)
+    # When: received for the first time
+    assert await pipeline.handle(_message(body)) is Outcome.DEAD_LETTERED
+    # Then: dead-lettered with its reason at once, never retried, encrypted or published
+    assert queue.dead == [("m0", reason, body)] and queue.deleted == ["m0"]
+    assert queue.visibility == [] and encryptor.contexts == [] and publisher.records == []
+    assert _counts(pipeline) == (1, 0, 1, 0, 0)
+    assert _dead_lettered(pipeline, reason) == 1
+
+
+def test_the_unexpected_bound_is_a_setting_defaulting_to_the_policy(monkeypatch):
+    # Given / When: the environment sets KEYFAN_UNEXPECTED_MAX_ATTEMPTS, or does not
+    monkeypatch.delenv("KEYFAN_UNEXPECTED_MAX_ATTEMPTS", raising=False)
+    default = OwnerSettings(queue_url="q", dlq_url="d")
+    monkeypatch.setenv("KEYFAN_UNEXPECTED_MAX_ATTEMPTS", "5")
+    # Then
+    assert default.unexpected_max_attempts == RetryPolicy().max_unexpected_attempts == 3
+    assert OwnerSettings(queue_url="q", dlq_url="d").unexpected_max_attempts == 5
+    monkeypatch.setenv("KEYFAN_UNEXPECTED_MAX_ATTEMPTS", "0")
+    with pytest.raises(ValidationError):
+        OwnerSettings(queue_url="q", dlq_url="d")
 
 
 async def test_accounting_holds_while_messages_are_in_flight():

@@ -7,9 +7,11 @@ import json
 import pytest
 
 from keyfan.departments import DepartmentRegistry
+from keyfan.envelope import seal
 from keyfan.exceptions import InvalidEvent
 from keyfan.generation import generate_events, to_message_body
-from keyfan.validation import DLQ_REASONS, parse_event
+from keyfan.models import PAYLOAD_MODELS, DepartmentEvent
+from keyfan.validation import DLQ_REASONS, MAX_DEPTH, parse_event
 
 REGISTRY = DepartmentRegistry.from_mapping(
     {
@@ -82,3 +84,79 @@ def test_error_messages_never_quote_payload_values():
         parse_event(body, REGISTRY, max_bytes=4096)
     assert secret not in str(caught.value) and "not an iban" not in str(caught.value)
     assert "iban" in str(caught.value)
+
+
+DEEP_ARRAY = "[" * 50000 + "]" * 50000
+DEEP_OBJECT = '{"a":' * 5000 + "1" + "}" * 5000
+LONG_INT = '{"n": ' + "9" * 5000 + "}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP_ARRAY,
+        DEEP_OBJECT,
+        LONG_INT,
+        _body(data={"n": 1}).replace('"n": 1', '"n": ' + "9" * 5000),  # a valid event but for its integer
+        '"\ud800"',  # a str no JSON text encodes to (a lone surrogate)
+    ],
+    ids=["deep_array", "deep_object", "long_int", "long_int_in_data", "lone_surrogate"],
+)
+def test_bodies_the_parser_cannot_take_are_invalid_json_not_a_foreign_error(body):
+    # Given: a body json.loads refuses with RecursionError or ValueError, not JSONDecodeError
+    # When: it is parsed
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(body, REGISTRY, max_bytes=1_000_000)
+    # Then: it is an InvalidEvent named by the error's type, never quoting the body
+    assert caught.value.reason == "invalid_json"
+    assert "9999" not in str(caught.value) and "[[" not in str(caught.value)
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_nesting_the_parser_takes_but_the_envelope_cannot_seal_is_a_schema_error():
+    # Given: an hr event (any object as data) whose data nests 300 deep: json parses it, pydantic's
+    # serializer (used by envelope.seal) would not
+    deep = _body(department="hr", event_type="hr.record.created", data=_nested(300))
+    shallow = _body(department="hr", event_type="hr.record.created", data=_nested(MAX_DEPTH - 1))
+    # When / Then: refused before validation; the deepest accepted body still seals
+    assert _reason(deep, max_bytes=1_000_000) == "schema"
+    assert seal(parse_event(shallow, REGISTRY, max_bytes=1_000_000))
+    too_deep = _body(department="hr", event_type="hr.record.created", data=_nested(MAX_DEPTH))
+    assert _reason(too_deep, max_bytes=1_000_000) == "schema"
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_timestamp_that_overflows_in_utc_is_a_schema_error(occurred_at):
+    # Given: a timestamp pydantic accepts but the UTC validator overflows on (OverflowError)
+    # When / Then: a schema error, not an escaped OverflowError
+    assert _reason(_body(occurred_at=occurred_at)) == "schema"
+
+
+@pytest.mark.parametrize("error", [RecursionError("deep"), OverflowError("big"), ValueError("limit")])
+def test_a_foreign_error_inside_pydantic_validation_becomes_invalid_event(monkeypatch, error):
+    # Given: pydantic raising instead of reporting (as its recursion guard or a validator can)
+    def raising(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(DepartmentEvent, "model_validate", raising)
+    # When / Then: the envelope's validation is a schema error named by the error's type
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(_body(), REGISTRY, max_bytes=4096)
+    assert caught.value.reason == "schema" and type(error).__name__ in str(caught.value)
+    assert str(error) not in str(caught.value)
+
+
+def test_a_foreign_error_inside_payload_validation_becomes_invalid_payload(monkeypatch):
+    # Given: the sales payload model raising RecursionError
+    def raising(*args, **kwargs):
+        raise RecursionError("deep")
+
+    monkeypatch.setitem(PAYLOAD_MODELS, "sales", type("Raising", (), {"model_validate": raising}))
+    # When / Then
+    assert _reason(_body()) == "invalid_payload"
