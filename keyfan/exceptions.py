@@ -10,8 +10,11 @@ re-raised ``from`` the original, so callers branch on Keyfan types only::
     │   ├── AccessDenied            KMS/IAM refused this identity; final for this consumer
     │   ├── KeyServiceUnavailable   KMS outage, throttling or unreachable; retry with backoff
     │   └── CorruptMessage          truncated, malformed or undecryptable bytes; dead-lettered
-    │       └── TamperedMessage     decrypts, but context or event id disagree with the metadata
+    │       └── TamperedMessage     an integrity check failed (tag, signature), or the context or
+    │                               event id disagree with the metadata
     ├── PublishFailed               the broker did not acknowledge; retry
+    │   └── RecordTooLarge          the broker or client refuses the record's size; never retried as is
+    ├── Interrupted                 a rebalance or shutdown abandoned a record: no outcome, read again
     ├── QueueUnavailable            an SQS call failed (outage, throttling, denial); retry later
     └── LocalStackError             the embedded stack could not start, stop or provision
 """
@@ -65,11 +68,24 @@ class CorruptMessage(CryptoError):
 
 
 class TamperedMessage(CorruptMessage):
-    """The ciphertext decrypts but is bound to other metadata than the record carries."""
+    """An integrity check failed (an AES-GCM tag or the message signature does not verify), or the
+    ciphertext decrypts but is bound to other metadata than the record carries."""
 
 
 class PublishFailed(KeyfanError):
     """The broker did not acknowledge a record."""
+
+
+class RecordTooLarge(PublishFailed):
+    """The record is over the producer's or the topic's size limit: sending it again cannot succeed."""
+
+
+class Interrupted(KeyfanError):
+    """Processing of a record was abandoned for a rebalance or a shutdown.
+
+    The record has no outcome and its partition's position did not move, so it is read again (by this
+    worker after the rebalance, or by whichever worker owns the partition next).
+    """
 
 
 class QueueUnavailable(KeyfanError):

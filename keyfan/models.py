@@ -5,9 +5,10 @@ Pure data, no I/O. The envelope (what goes on the topic) is in ``keyfan.envelope
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -67,9 +68,8 @@ class SalesOrder(_Strict):
     def total(self) -> Decimal:
         return sum((item.unit_price * item.quantity for item in self.line_items), Decimal("0"))
 
-    @property
-    def entity_key(self) -> str:
-        return self.customer_id
+    # The entity whose events stay in one partition, in order (``keyfan.routing``).
+    ENTITY_FIELD: ClassVar[str] = "customer_id"
 
 
 class FinancePayment(_Strict):
@@ -82,9 +82,7 @@ class FinancePayment(_Strict):
     amount: Money
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
-    @property
-    def entity_key(self) -> str:
-        return self.account_id
+    ENTITY_FIELD: ClassVar[str] = "account_id"
 
 
 # Departments with a typed payload. A department that is only in the registry (e.g. a new ``hr``) is
@@ -97,8 +95,16 @@ PAYLOAD_MODELS: dict[str, type[SalesOrder] | type[FinancePayment]] = {
 
 def entity_key(event: DepartmentEvent) -> str:
     """The key that keeps one entity's events in one partition, in order."""
-    model = PAYLOAD_MODELS.get(event.department)
-    if model is not None:
-        return model.model_validate(event.data).entity_key
-    entity = event.data.get("entity_id")
-    return str(entity) if entity is not None else str(event.event_id)
+    return entity_key_of(event.department, event.data, str(event.event_id)) or str(event.event_id)
+
+
+def entity_key_of(department: str, data: Mapping[str, Any], event_id: str) -> str | None:
+    """The entity key from a payload (also a decrypted one, where the consumer checks the routing).
+
+    None when a typed department's payload lacks its entity field: such a payload fails its contract.
+    """
+    model = PAYLOAD_MODELS.get(department)
+    value = data.get(model.ENTITY_FIELD if model is not None else "entity_id")
+    if value is not None:
+        return str(value)
+    return None if model is not None else event_id

@@ -93,6 +93,9 @@ class OwnerSettings(KafkaSettings, DataKeyCacheSettings):
     # message's visibility, so an outage does not burn SQS receive counts towards the redrive.
     retry_initial_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=15.0, gt=0)
+    # A message whose handling raises something unexpected (a bug, not an outage) is tried this many times
+    # in-process, then dead-lettered with reason ``unexpected_<ExceptionType>``.
+    unexpected_max_attempts: PositiveInt = 3
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
 
@@ -107,8 +110,15 @@ class ConsumerSettings(KafkaSettings, DataKeyCacheSettings):
     discovery_accounts: tuple[str, ...] = ()
     aws_partition: str = "aws"
     denial_ttl_seconds: float = 30.0
+    # Max age of a cached (unwrapped) data key on the decrypt side: the revocation bound. After an IAM revoke
+    # the next decrypt past this age asks KMS and is denied. Costs about one KMS Decrypt per data key per age.
+    decrypt_cache_max_age_seconds: float = Field(default=30.0, gt=0)
     retry_initial_seconds: float = 0.2
     retry_max_seconds: float = 5.0
+    # An unexpected error (a bug, not an outage) is retried this many times in all, then dead-lettered.
+    unexpected_max_attempts: PositiveInt = 3
+    # Event ids remembered for deduplication, per department (split over its partitions).
+    dedupe_window_events: PositiveInt = 100_000
 
     @property
     def consumer_group(self) -> str:

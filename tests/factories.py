@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from keyfan.consumer.audit import AuditRecord
@@ -22,6 +23,7 @@ from keyfan.exceptions import AccessDenied, CorruptMessage, KeyServiceUnavailabl
 from keyfan.models import DepartmentEvent, entity_key
 from keyfan.routing import partition_for, record_key
 
+REPO = Path(__file__).resolve().parents[1]
 FAKE_MAGIC = b"FAKE1:"
 ACCOUNT = "123456789012"
 
@@ -68,19 +70,28 @@ def fake_record(
     event: DepartmentEvent,
     *,
     topic: str = "keyfan.events",
-    partition: int = 0,
+    partition: int | None = None,
     offset: int = 0,
     key_arn: str | None = None,
     context: Mapping[str, str] | None = None,
     plaintext: bytes | None = None,
     headers: Headers | None = None,
 ) -> RawRecord:
-    """A record as the owner would write it, with fake encryption; override any part to tamper."""
+    """A record as the owner would write it, with fake encryption; override any part to tamper.
+
+    Without ``partition`` it lands where the owner routes it (``routed_partition``)."""
     arn = key_arn or fake_key_arn(event.department)
     ctx = context or encryption_context(event.department, event.event_type, event.schema_version, topic)
     value = fake_ciphertext(plaintext if plaintext is not None else seal(event), ctx, arn)
     hdrs = headers if headers is not None else RecordMetadata.for_event(event, key_arn=arn).to_headers()
-    return RawRecord(topic=topic, partition=partition, offset=offset, key=b"k", value=value, headers=hdrs)
+    where = routed_partition(event) if partition is None else partition
+    return RawRecord(topic=topic, partition=where, offset=offset, key=b"k", value=value, headers=hdrs)
+
+
+def routed_partition(event: DepartmentEvent, registry: DepartmentRegistry | None = None) -> int:
+    """The partition the owner publishes ``event`` to (with the repository's ``departments.toml``)."""
+    registry = registry or DepartmentRegistry.load(REPO / "departments.toml")
+    return partition_for(registry.get(event.department), entity_key(event))
 
 
 class ListAudit:

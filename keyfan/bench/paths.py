@@ -421,6 +421,7 @@ def consumer_pipeline(ctx: BenchContext, department: str, decryptor: TimedDecryp
         department=department,
         consumer_group=f"keyfan-bench-{department}",
         principal=ctx.principal(department),
+        registry=ctx.registry,
         decryptor=decryptor,
         handler=handler,
         store={},

@@ -55,7 +55,15 @@ def status(department: str, url: str | None, as_json: bool) -> None:
     click.echo(f"department      {data['department']}  (group {data.get('consumer_group')})")
     click.echo(f"principal       {data.get('principal')}")
     if isinstance(counters, dict):
-        for name in ("decrypted", "access_denied", "dead_lettered", "retries", "duplicates", "kms_calls"):
+        for name in (
+            "decrypted",
+            "access_denied",
+            "dead_lettered",
+            "duplicate_events",
+            "retries",
+            "redelivered",
+            "kms_calls",
+        ):
             click.echo(f"{name:<15} {counters.get(name, 0)}")
     click.echo(f"denied keys     {', '.join(data.get('denied_keys', []) or []) or '-'}")  # type: ignore[arg-type]
     click.echo("aggregates")

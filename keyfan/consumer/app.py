@@ -2,65 +2,94 @@
 
 One agent reads every partition of the shared topic (or, with ``own_partitions``, skips records outside
 the department's range: a filter, so the group protocol and table co-partitioning stay standard). The
-agent is thin: it turns a Faust event into a ``RawRecord`` and awaits ``RecordPipeline.process``, which
-returns only with a final outcome. Faust acks an event when the agent asks for the next one, so while a
-record is being retried nothing after it is committed.
+agent is thin: it turns a Faust event into a ``RawRecord`` and awaits ``RecordPipeline.process``.
 
-State lives in one Faust Table, ``state``, keyed by source partition: each value holds the handler's
-aggregates for that partition *and* the offset of the last record applied to them. One changelog record
-carries both, so after a crash the aggregates and the dedupe mark are restored together, and a
-redelivered record (offset <= applied offset) is skipped instead of counted twice.
+State lives in one Faust Table, ``state``. Under each source partition's number it holds one *slot*:
+the handler's aggregates, the outcome counts and the partition's position (the last offset with a final
+outcome), so one changelog record carries all three. The position, not Faust's committed offset, says
+where to read: after every assignment and recovery the consumer seeks there (``faust_fixes``), records
+are processed only once that has happened, and a record that arrives after a gap sends the consumer back
+(``position``). Event ids applied recently are kept in the same table for deduplication (``dedupe``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import TransportT
+from faust.types import TP, TransportT
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from keyfan.consumer.audit import AuditSink
+from keyfan.consumer.dedupe import is_slot_key
 from keyfan.consumer.denials import Clock, DenialMemory
 from keyfan.consumer.faust_fixes import ReseekingTransport
 from keyfan.consumer.handler import DomainHandler
+from keyfan.consumer.logfields import log_event
 from keyfan.consumer.metrics import ConsumerMetrics
-from keyfan.consumer.pipeline import (
-    APPLIED_OFFSET,
-    STATE,
-    DeadLetterSink,
-    RawRecord,
-    RecordPipeline,
-    RetryPolicy,
-)
+from keyfan.consumer.outcomes import Classification
+from keyfan.consumer.pipeline import DeadLetterSink, RawRecord, RecordPipeline, RetryPolicy
+from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Reseeks, SeekAction
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
 from keyfan.crypto.ports import Decryptor
-from keyfan.exceptions import ConfigError
+from keyfan.exceptions import ConfigError, Interrupted
 from keyfan.kafka_auth import broker_credentials
 from keyfan.metrics import expose_metrics
 from keyfan.settings import ConsumerSettings
 
 STATE_TABLE = "state"
+logger = logging.getLogger("keyfan.consumer")
 
 
 @dataclass
 class ConsumerRuntime:
-    """Everything a running consumer holds, reachable from tests and from ``/state``."""
+    """Everything a running consumer holds, reachable from tests and from ``/state``.
+
+    It also owns the "may we process?" switch: records are processed only after the positions were
+    restored from the table for the current assignment (``positions_restored``), never during a rebalance
+    or a table recovery, when Faust may hand over records fetched from a stale position.
+    """
 
     settings: ConsumerSettings
     handler: DomainHandler
     pipeline: RecordPipeline
     metrics: ConsumerMetrics
     denials: DenialMemory
-    table: Any  # faust Table: partition (str) -> {"applied_offset": int, "state": {...}}
+    table: Any  # faust Table: partition (str) -> slot (keyfan.consumer.position); event:<id> -> [p, o]
     own_partitions: frozenset[int]
+    reseeks: Reseeks = field(default_factory=Reseeks)
     skipped_foreign_partitions: int = 0
+    ignored_until_restored: int = 0
+    synced: bool = False
+
+    def tracks(self, partition: int) -> bool:
+        """Whether this consumer keeps a position for the partition (``own_partitions`` skips others)."""
+        return not self.settings.own_partitions or partition in self.own_partitions
+
+    def on_rebalance_start(self) -> None:
+        self.synced = False
+        self.pipeline.interrupt()
+
+    def committable_offset(self, partition: int) -> int | None:
+        """What the group may commit for a partition: the offset after its position (None: nothing yet)."""
+        slot = self.table.get(str(partition))
+        return int(slot[POSITION]) + 1 if slot else None
+
+    def positions_restored(self) -> None:
+        self.synced = True
+        self.reseeks.reset()
+        self.pipeline.resume()
 
     def state(self) -> dict[str, Any]:
-        slots = {str(k): v for k, v in self.table.items() if isinstance(v, dict)}
+        slots = {str(k): v for k, v in self.table.items() if is_slot_key(k) and isinstance(v, dict)}
+        outcomes: Counter[str] = Counter()
+        for slot in slots.values():
+            outcomes.update(slot.get(OUTCOMES, {}))
         return {
             "department": self.settings.department,
             "consumer_group": self.settings.consumer_group,
@@ -69,21 +98,36 @@ class ConsumerRuntime:
             "counters": {
                 **self.metrics.snapshot(),
                 "skipped_foreign_partitions": self.skipped_foreign_partitions,
+                "ignored_until_restored": self.ignored_until_restored,
             },
-            "applied_offsets": {p: s[APPLIED_OFFSET] for p, s in sorted(slots.items())},
+            # Persisted with the state (survive restarts): one outcome per record up to each position.
+            "outcomes": dict(sorted(outcomes.items())),
+            "positions": {p: s[POSITION] for p, s in sorted(slots.items())},
+            "dedupe_window_events": self.pipeline.events.size(),
             "aggregates": self.handler.merge(s[STATE] for s in slots.values()),
             "denied_keys": list(self.denials.active()),
         }
 
 
 class ConsumerApp(faust.App):
-    """A ``faust.App`` that carries its ``ConsumerRuntime`` and re-seeks uncommitted partitions
-    (see ``keyfan.consumer.faust_fixes``)."""
+    """A ``faust.App`` that carries its ``ConsumerRuntime``, seeks source partitions to the positions kept
+    in its table (see ``keyfan.consumer.faust_fixes``), and interrupts a record's retries when a
+    rebalance or a shutdown begins, so neither waits on an outage."""
 
     runtime: ConsumerRuntime
 
     def _new_transport(self) -> TransportT:
         return ReseekingTransport(self.conf.broker_consumer, self)
+
+    def on_rebalance_start(self) -> None:
+        if hasattr(self, "runtime"):
+            self.runtime.on_rebalance_start()
+        super().on_rebalance_start()
+
+    async def on_stop(self) -> None:
+        if hasattr(self, "runtime"):
+            self.runtime.on_rebalance_start()
+        await super().on_stop()
 
 
 def create_consumer_app(
@@ -126,7 +170,7 @@ def create_consumer_app(
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         consumer_auto_offset_reset="earliest",
-        producer_linger=0.05,
+        producer_linger=0.0,  # audit and DLQ sends are awaited one record at a time
         web_port=settings.web_port,
         datadir=str(settings.data_dir / settings.consumer_group),
         table_standby_replicas=0,
@@ -153,6 +197,7 @@ def create_consumer_app(
         department=settings.department,
         consumer_group=settings.consumer_group,
         principal=principal,
+        registry=registry_,
         decryptor=decryptor,
         handler=handler,
         store=table,
@@ -160,7 +205,10 @@ def create_consumer_app(
         dead_letters=dead_letters or FaustDeadLetterSink(dlq_topic, settings.department),
         denials=denials,
         metrics=metrics,
-        retry=RetryPolicy(settings.retry_initial_seconds, settings.retry_max_seconds),
+        retry=RetryPolicy(
+            settings.retry_initial_seconds, settings.retry_max_seconds, settings.unexpected_max_attempts
+        ),
+        dedupe_window_events=settings.dedupe_window_events,
     )
     runtime = ConsumerRuntime(
         settings=settings,
@@ -177,21 +225,24 @@ def create_consumer_app(
     async def records(stream: faust.StreamT[bytes]) -> AsyncIterator[str]:
         async for event in stream.events():
             message = event.message
-            if settings.own_partitions and message.partition not in runtime.own_partitions:
+            if not runtime.tracks(message.partition):
                 runtime.skipped_foreign_partitions += 1
                 yield "skipped"
                 continue
-            verdict = await pipeline.process(
-                RawRecord(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                    headers=message.headers,
-                )
+            if not runtime.synced or app.in_recovery:
+                # Fetched from a position the table has not confirmed; it is read again after the seek.
+                runtime.ignored_until_restored += 1
+                yield "ignored"
+                continue
+            record = RawRecord(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                headers=message.headers,
             )
-            yield verdict.outcome.value
+            yield await _process(app, runtime, record)
 
     async def state_view(view: View, request: Request) -> Response:
         return view.json(runtime.state())
@@ -199,3 +250,29 @@ def create_consumer_app(
     app.page("/state")(state_view)
     expose_metrics(app, metrics.registry)
     return app
+
+
+async def _process(app: faust.App, runtime: ConsumerRuntime, record: RawRecord) -> str:
+    """One record through the pipeline; a gap sends the consumer back to the partition's position."""
+    try:
+        verdict = await runtime.pipeline.process(record)
+    except Interrupted:
+        return "interrupted"
+    if isinstance(verdict, Classification):
+        runtime.reseeks.healed(record.partition)
+        return verdict.outcome.value
+    action = runtime.reseeks.on_gap(verdict)
+    fields = {"partition": verdict.partition, "expected": verdict.expected, "offset": verdict.offset}
+    if action is SeekAction.SEEK:
+        log_event(logger, logging.WARNING, "position_gap_reseek", **fields)
+        try:
+            await app.consumer.seek(TP(record.topic, record.partition), verdict.expected)
+        except Exception as exc:  # revoked meanwhile: the rebalance seeks every partition anyway
+            log_event(logger, logging.WARNING, "position_gap_seek_failed", error=type(exc).__name__, **fields)
+        return "gap"
+    if action is SeekAction.STEP_OVER:
+        # The same offsets stayed missing through every seek: they are not in the log.
+        log_event(logger, logging.WARNING, "offset_hole_stepped_over", **fields)
+        runtime.pipeline.log_start[record.partition] = record.offset
+        return await _process(app, runtime, record)
+    return "gap"

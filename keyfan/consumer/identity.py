@@ -44,7 +44,8 @@ def consumer_identity(settings: ConsumerSettings) -> ConsumerIdentity:
         partition=settings.aws_partition,
         cache_enabled=settings.cache_enabled,
         cache_capacity=settings.cache_capacity,
-        cache_max_age_seconds=settings.cache_max_age_seconds,
+        # the revocation bound: a revoked grant stops decrypting within this age
+        cache_max_age_seconds=settings.decrypt_cache_max_age_seconds,
     )
     return ConsumerIdentity(
         principal=str(who["Arn"]), account=str(who["Account"]), decryptor=decryptor, botocore_session=core

@@ -44,7 +44,7 @@ class _LiveCollector(Collector):
 
 
 class ConsumerMetrics:
-    """Outcome, retry and duplicate counters of one department consumer."""
+    """Outcome, retry and redelivery counters of one department consumer."""
 
     def __init__(self, department: str, registry: CollectorRegistry | None = None) -> None:
         self.department = department
@@ -62,15 +62,15 @@ class ConsumerMetrics:
             registry=self.registry,
         )
         self._duplicates = PromCounter(
-            "keyfan_consumer_duplicates",
-            "Redelivered records already applied (skipped, not counted twice)",
+            "keyfan_consumer_redelivered",
+            "Records delivered again at or below the partition's position (already have an outcome)",
             ["department"],
             registry=self.registry,
         )
         self.outcomes: Counter[str] = Counter({o.value: 0 for o in Outcome if o.final})
         self.reasons: Counter[str] = Counter()
         self.retries = 0
-        self.duplicates = 0
+        self.redelivered = 0
         self._kms_calls: Callable[[], Mapping[str, int]] = dict
 
     def watch(self, kms_calls: Callable[[], Mapping[str, int]], denied_keys: Callable[[], int]) -> None:
@@ -87,9 +87,9 @@ class ConsumerMetrics:
         self._retries.labels(self.department, reason).inc()
         self.retries += 1
 
-    def duplicate(self) -> None:
+    def redelivery(self) -> None:
         self._duplicates.labels(self.department).inc()
-        self.duplicates += 1
+        self.redelivered += 1
 
     @property
     def kms_calls(self) -> int:
@@ -100,8 +100,9 @@ class ConsumerMetrics:
             "decrypted": self.outcomes[Outcome.DECRYPTED.value],
             "access_denied": self.outcomes[Outcome.ACCESS_DENIED.value],
             "dead_lettered": self.outcomes[Outcome.DEAD_LETTER.value],
+            "duplicate_events": self.outcomes[Outcome.DUPLICATE.value],
             "retries": self.retries,
-            "duplicates": self.duplicates,
+            "redelivered": self.redelivered,
             "kms_calls": self.kms_calls,
             "reasons": dict(sorted(self.reasons.items())),
         }

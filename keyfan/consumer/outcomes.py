@@ -1,11 +1,13 @@
 """Pure classification: what happened to one record, from the exception (or result) of processing it.
 
-Four outcomes, and a record ends in exactly one of the three final ones::
+Five outcomes, and a record ends in exactly one of the four final ones::
 
     decrypted       the payload was opened, checked and applied by the domain handler
+    duplicate       opened and checked, but its event id was already applied from another offset
     access_denied   KMS/IAM refused this consumer's identity: final for it; commit and skip
-    dead_letter     the bytes, headers or payload are bad (corrupt, tampered, invalid): DLQ, commit
-    retry           KMS (or the broker) is unavailable: not final; retry in place, commit nothing
+    dead_letter     the bytes, headers or payload are bad (corrupt, tampered, invalid, misrouted), or
+                    processing failed unexpectedly more than a bounded number of times: DLQ, commit
+    retry           KMS (or the broker) is unavailable: not final; retry in place, without bound
 
 A denial and an outage must never be confused: one skips a record, the other must never skip one.
 """
@@ -26,6 +28,7 @@ from keyfan.exceptions import (
 
 class Outcome(StrEnum):
     DECRYPTED = "decrypted"
+    DUPLICATE = "duplicate"
     ACCESS_DENIED = "access_denied"
     DEAD_LETTER = "dead_letter"
     RETRY = "retry"
@@ -45,8 +48,8 @@ class Classification:
 def classify(error: BaseException | None) -> Classification:
     """Map the error that processing one record raised (None: it succeeded) to its outcome.
 
-    Anything unknown is re-raised by the caller's policy, not guessed at here: an unexpected bug must
-    not silently drop or dead-letter data, so it classifies as ``retry`` with the exception type as reason.
+    Anything unknown classifies as ``retry`` with reason ``unexpected_<Type>``: the pipeline retries it a
+    bounded number of times (it may be a passing fault) and then dead-letters it with that reason.
     """
     if error is None:
         return Classification(Outcome.DECRYPTED, "ok")
@@ -60,4 +63,8 @@ def classify(error: BaseException | None) -> Classification:
         return Classification(Outcome.DEAD_LETTER, error.reason)
     if isinstance(error, InvalidEvent):
         return Classification(Outcome.DEAD_LETTER, error.reason)
-    return Classification(Outcome.RETRY, f"unexpected_{type(error).__name__}")
+    return Classification(Outcome.RETRY, unexpected_reason(error))
+
+
+def unexpected_reason(error: BaseException) -> str:
+    return f"unexpected_{type(error).__name__}"

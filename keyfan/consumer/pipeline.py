@@ -1,14 +1,20 @@
 """The per-record pipeline: one raw record in, exactly one final outcome out.
 
-Pure of Faust: the agent in ``keyfan.consumer.app`` hands each record to ``RecordPipeline.process`` and
-moves on only when it returns. That is the whole commit story: Faust commits an offset only after the
-agent has moved past the record, so a record that is being retried (KMS down) is never committed and
-never skipped. Tests drive this class directly with a fake decryptor and in-memory sinks.
+Pure of Faust: the agent in ``keyfan.consumer.app`` hands each record to ``RecordPipeline.process``. The
+partition's stored position (``keyfan.consumer.position``) decides first whether the record is the next
+one; only then is it processed, and its outcome, the new position and the handler's state are written as
+one table value. Tests drive this class directly with a fake decryptor and in-memory sinks.
 
 Order of checks, cheapest first (and no KMS call for a record that cannot be decrypted anyway)::
 
-    headers -> already applied (audit "duplicate", done)? -> EDK key ARNs (no KMS) -> remembered denial? -> KMS decrypt
-            -> encryption context vs headers -> event id inside vs headers -> handler -> audit -> state
+    position (redelivered -> audit, done; gap -> back to the agent) -> headers -> partition belongs to
+    the record's department -> EDK key ARNs (no KMS) -> remembered denial? -> KMS decrypt -> encryption
+    context vs headers -> event id inside vs headers -> entity routes to this partition -> event id
+    already applied elsewhere (duplicate)? -> handler -> audit -> event id + slot
+
+Retries: an outage (KMS, broker) is retried in place without bound; anything unexpected is retried
+``RetryPolicy.max_unexpected_attempts`` times, then dead-lettered as ``unexpected_<Type>``. A rebalance or
+shutdown interrupts a retry (``interrupt``): the record is left without an outcome, to be read again.
 """
 
 from __future__ import annotations
@@ -20,21 +26,27 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from keyfan.consumer.audit import AuditRecord, AuditSink
+from keyfan.consumer.dedupe import EventWindow
 from keyfan.consumer.denials import DenialMemory
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.logfields import log_event
 from keyfan.consumer.metrics import ConsumerMetrics
-from keyfan.consumer.outcomes import Classification, Outcome, classify
+from keyfan.consumer.outcomes import Classification, Outcome, classify, unexpected_reason
+from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Arrival, Gap, advanced, arrival, new_slot
 from keyfan.crypto.ports import Decrypted, Decryptor
+from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import CONTENT_ESDK, RecordMetadata, check_context, open_sealed
 from keyfan.exceptions import (
     AccessDenied,
     CorruptMessage,
+    Interrupted,
     InvalidEvent,
     KeyServiceUnavailable,
     PublishFailed,
     TamperedMessage,
 )
+from keyfan.models import entity_key_of
+from keyfan.routing import partition_for
 
 logger = logging.getLogger("keyfan.consumer")
 
@@ -43,10 +55,8 @@ Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
 Sleep = Callable[[float], Awaitable[None]]
 RunBlocking = Callable[[Callable[[bytes], Decrypted], bytes], Awaitable[Decrypted]]
 
-# Per-partition slot stored in the state table: the handler's state and the last applied offset, in ONE
-# value, so that one changelog record persists both (a crash can never keep one without the other).
-APPLIED_OFFSET = "applied_offset"
-STATE = "state"
+REDELIVERED = Classification(Outcome.DUPLICATE, "redelivered")
+DUPLICATE_EVENT = Classification(Outcome.DUPLICATE, "duplicate_event")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +83,12 @@ class DeadLetterSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff for in-place retries; unbounded in count (the record must not be skipped)."""
+    """Exponential backoff for in-place retries. Outages are retried without a count limit (the record
+    must not be skipped); an unexpected error only ``max_unexpected_attempts`` times (it must not stall)."""
 
     initial_seconds: float = 0.2
     max_seconds: float = 5.0
+    max_unexpected_attempts: int = 3
 
     def delay(self, attempt: int) -> float:
         return float(min(self.max_seconds, self.initial_seconds * 2 ** max(0, attempt - 1)))
@@ -96,6 +108,7 @@ class RecordPipeline:
         department: str,
         consumer_group: str,
         principal: str | None,
+        registry: DepartmentRegistry,
         decryptor: Decryptor,
         handler: DomainHandler,
         store: MutableMapping[str, Any],
@@ -104,6 +117,7 @@ class RecordPipeline:
         denials: DenialMemory,
         metrics: ConsumerMetrics,
         retry: RetryPolicy | None = None,
+        dedupe_window_events: int = 100_000,
         sleep: Sleep = asyncio.sleep,
         run_blocking: RunBlocking = _to_thread,
         accepted_contents: frozenset[str] = frozenset({CONTENT_ESDK}),
@@ -111,6 +125,7 @@ class RecordPipeline:
         self.department = department
         self.consumer_group = consumer_group
         self.principal = principal
+        self.registry = registry
         self.decryptor = decryptor
         self.handler = handler
         self.store = store
@@ -119,24 +134,66 @@ class RecordPipeline:
         self.denials = denials
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
+        self.events = EventWindow(store, lambda p: _window_share(registry, p, dedupe_window_events))
+        # Lowest offset that still exists per partition (the log start), learnt when the consumer seeks.
+        self.log_start: dict[int, int] = {}
         self._sleep = sleep
         self._run_blocking = run_blocking
+        self._interrupted = asyncio.Event()
         # Services read Encryption SDK messages only; the benchmark's plaintext twin passes its own.
         self.accepted_contents = accepted_contents
 
-    async def process(self, record: RawRecord) -> Classification:
-        """Return only with a final outcome; while KMS (or the broker) is down, retry in place."""
-        attempt = 0
+    # -- lifecycle ------------------------------------------------------------------------------
+    def interrupt(self) -> None:
+        """Abandon the record in progress (rebalance or shutdown); ``process`` raises ``Interrupted``."""
+        self._interrupted.set()
+
+    def resume(self) -> None:
+        self._interrupted.clear()
+        self.events.invalidate()
+
+    # -- the record -----------------------------------------------------------------------------
+    def expected_offset(self, partition: int) -> int:
+        slot = self.store.get(str(partition))
+        position = slot[POSITION] if slot else -1
+        return max(position + 1, self.log_start.get(partition, 0))
+
+    async def process(self, record: RawRecord) -> Classification | Gap:
+        """A final outcome for the next record of its partition; ``Gap`` if records before it are missing.
+
+        Raises ``Interrupted`` if a rebalance or shutdown cut a retry short (the record stays unprocessed).
+        """
+        expected = self.expected_offset(record.partition)
+        where = arrival(expected - 1, record.offset)
+        if where is Arrival.GAP:
+            return Gap(record.partition, expected, record.offset)
+        if where is Arrival.REDELIVERED:
+            return await self._redelivered(record)
+        if record.offset > self._slot(record.partition)[POSITION] + 1:
+            log_event(
+                logger,
+                logging.ERROR,
+                "records_expired",
+                department=self.department,
+                partition=record.partition,
+                first_offset=self._slot(record.partition)[POSITION] + 1,
+                log_start=record.offset,
+            )
+        attempt = unexpected = 0
         while True:
+            self._check_interrupted()
             try:
                 return await self._process_once(record)
             except (KeyServiceUnavailable, PublishFailed) as exc:
                 error: Exception = exc
                 level = logging.WARNING
+            except Interrupted:
+                raise
             except Exception as exc:
-                # A bug must not drop or dead-letter data: stay on the record, loudly.
-                error = exc
-                level = logging.ERROR
+                error, level = exc, logging.ERROR
+                unexpected += 1
+                if unexpected >= self.retry.max_unexpected_attempts:
+                    return await self._give_up(record, exc)
             attempt += 1
             verdict = classify(error)
             delay = self.retry.delay(attempt)
@@ -153,33 +210,19 @@ class RecordPipeline:
                 reason=verdict.reason,
                 error=type(error).__name__,
             )
-            await self._sleep(delay)
+            await self._interruptible(self._sleep(delay))
 
     async def _process_once(self, record: RawRecord) -> Classification:
         metadata: RecordMetadata | None = None
         key_arns: tuple[str, ...] = ()
+        slot = self._slot(record.partition)
         try:
             metadata = RecordMetadata.from_headers(record.headers)
             if metadata.content not in self.accepted_contents:
                 raise CorruptMessage("unsupported_content", f"content {metadata.content!r} is not accepted")
+            self._check_department_partition(metadata, record.partition)
             if not record.value:
                 raise CorruptMessage("empty_value", "record has no value")
-            slot = self._slot(record.partition)
-            if record.offset <= slot[APPLIED_OFFSET]:
-                # Applied before a crash or rebalance: not counted again, but audited as a redelivery so
-                # that the audit trail covers every delivery even if the first audit record was lost.
-                duplicate = Classification(Outcome.DECRYPTED, "duplicate")
-                await self._audit(record, metadata, metadata.key_arn, duplicate, self.principal)
-                self.metrics.duplicate()
-                log_event(
-                    logger,
-                    logging.DEBUG,
-                    "record_duplicate",
-                    partition=record.partition,
-                    offset=record.offset,
-                    event_id=metadata.event_id,
-                )
-                return duplicate
             key_arns = self.decryptor.key_arns(record.value)
             if metadata.key_arn not in key_arns:
                 raise TamperedMessage("key_arn_mismatch", "key ARN header is not a key of the ciphertext")
@@ -188,17 +231,23 @@ class RecordPipeline:
                 raise _RememberedDenial(
                     "denial remembered", key_arn=remembered.key_arn, principal=remembered.principal
                 )
-            decrypted = await self._run_blocking(self.decryptor.decrypt, record.value)
+            decrypted = await self._interruptible(self._run_blocking(self.decryptor.decrypt, record.value))
             check_context(metadata, record.topic, decrypted.encryption_context)
             data = open_sealed(decrypted.plaintext, metadata)
+            self._check_entity_partition(metadata, data, record.partition)
+            first = self.events.first_seen(metadata.event_id)
+            if first is not None and first != (record.partition, record.offset):
+                return await self._finish(record, slot, metadata, decrypted.key_arn, DUPLICATE_EVENT)
             new_state = self.handler.apply(slot[STATE], metadata, data)
         except AccessDenied as exc:
-            return await self._denied(record, metadata, key_arns, exc)
+            return await self._denied(record, slot, metadata, key_arns, exc)
         except (CorruptMessage, InvalidEvent) as exc:
-            return await self._dead_letter(record, metadata, key_arns, exc)
+            key_arn = metadata.key_arn if metadata else (key_arns[0] if key_arns else None)
+            return await self._dead_letter(record, slot, metadata, key_arn, classify(exc), exc)
         verdict = classify(None)
         await self._audit(record, metadata, decrypted.key_arn, verdict, self.principal)
-        self.store[str(record.partition)] = {APPLIED_OFFSET: record.offset, STATE: new_state}
+        self.events.remember(metadata.event_id, record.partition, record.offset)  # before the slot
+        self.store[str(record.partition)] = advanced(slot, record.offset, verdict.outcome.value, new_state)
         self.metrics.outcome(verdict.outcome, verdict.reason)
         log_event(
             logger,
@@ -211,14 +260,69 @@ class RecordPipeline:
         )
         return verdict
 
-    def _slot(self, partition: int) -> dict[str, Any]:
-        slot = self.store.get(str(partition))
-        if slot is None:
-            return {APPLIED_OFFSET: -1, STATE: self.handler.initial_state()}
-        return dict(slot)
+    # -- checks ---------------------------------------------------------------------------------
+    def _check_department_partition(self, metadata: RecordMetadata, partition: int) -> None:
+        owner = self.registry.owner_of(partition)
+        if owner is None or owner.name != metadata.department:
+            raise InvalidEvent(
+                "misrouted",
+                f"a {metadata.department!r} record in partition {partition}, which belongs to "
+                f"{owner.name if owner else 'no department'!r}",
+            )
+
+    def _check_entity_partition(
+        self, metadata: RecordMetadata, data: Mapping[str, Any], partition: int
+    ) -> None:
+        """Every copy of an event routes to one partition, which keeps per-partition dedupe complete."""
+        entity = entity_key_of(metadata.department, data, metadata.event_id)
+        if entity is None:
+            return  # the handler rejects a payload without its entity field
+        department = self.registry.get(metadata.department)
+        if partition_for(department, entity) != partition:
+            raise InvalidEvent(
+                "misrouted", f"the record's entity routes to another partition than {partition}"
+            )
+
+    # -- outcomes -------------------------------------------------------------------------------
+    async def _redelivered(self, record: RawRecord) -> Classification:
+        """Already has its outcome (a redelivery after a crash or rebalance): audited, not counted."""
+        metadata = _metadata_or_none(record)
+        await self._audit(
+            record, metadata, metadata.key_arn if metadata else None, REDELIVERED, self.principal
+        )
+        self.metrics.redelivery()
+        log_event(
+            logger,
+            logging.DEBUG,
+            "record_redelivered",
+            partition=record.partition,
+            offset=record.offset,
+            event_id=metadata.event_id if metadata else None,
+        )
+        return REDELIVERED
+
+    async def _finish(
+        self,
+        record: RawRecord,
+        slot: dict[str, Any],
+        metadata: RecordMetadata | None,
+        key_arn: str | None,
+        verdict: Classification,
+        principal: str | None = None,
+    ) -> Classification:
+        """Audit a final outcome that leaves the handler's state alone, then move the position past it."""
+        await self._audit(record, metadata, key_arn, verdict, principal or self.principal)
+        self.store[str(record.partition)] = advanced(slot, record.offset, verdict.outcome.value)
+        self.metrics.outcome(verdict.outcome, verdict.reason)
+        return verdict
 
     async def _denied(
-        self, record: RawRecord, metadata: RecordMetadata | None, key_arns: tuple[str, ...], exc: AccessDenied
+        self,
+        record: RawRecord,
+        slot: dict[str, Any],
+        metadata: RecordMetadata | None,
+        key_arns: tuple[str, ...],
+        exc: AccessDenied,
     ) -> Classification:
         remembered = isinstance(exc, _RememberedDenial)
         verdict = Classification(
@@ -229,8 +333,7 @@ class RecordPipeline:
         if not remembered:
             for arn in key_arns or ((key_arn,) if key_arn else ()):
                 self.denials.remember(arn, principal)
-        await self._audit(record, metadata, key_arn, verdict, principal)
-        self.metrics.outcome(verdict.outcome, verdict.reason)
+        await self._finish(record, slot, metadata, key_arn, verdict, principal)
         log_event(
             logger,
             logging.WARNING,
@@ -249,18 +352,18 @@ class RecordPipeline:
     async def _dead_letter(
         self,
         record: RawRecord,
+        slot: dict[str, Any],
         metadata: RecordMetadata | None,
-        key_arns: tuple[str, ...],
-        exc: CorruptMessage | InvalidEvent,
+        key_arn: str | None,
+        verdict: Classification,
+        exc: BaseException,
+        level: int = logging.WARNING,
     ) -> Classification:
-        verdict = classify(exc)
         await self.dead_letters.publish(record, verdict.reason)
-        key_arn = metadata.key_arn if metadata else (key_arns[0] if key_arns else None)
-        await self._audit(record, metadata, key_arn, verdict, self.principal)
-        self.metrics.outcome(verdict.outcome, verdict.reason)
+        await self._finish(record, slot, metadata, key_arn, verdict)
         log_event(
             logger,
-            logging.WARNING,
+            level,
             "record_dead_lettered",
             department=self.department,
             record_department=metadata.department if metadata else None,
@@ -272,6 +375,21 @@ class RecordPipeline:
             error=type(exc).__name__,
         )
         return verdict
+
+    async def _give_up(self, record: RawRecord, exc: Exception) -> Classification:
+        """An unexpected error survived its bounded retries: dead-letter the record with its type."""
+        verdict = Classification(Outcome.DEAD_LETTER, unexpected_reason(exc))
+        metadata = _metadata_or_none(record)
+        key_arn = metadata.key_arn if metadata else None
+        while True:  # the DLQ itself may be unreachable: that is an outage, retried without bound
+            self._check_interrupted()
+            try:
+                return await self._dead_letter(
+                    record, self._slot(record.partition), metadata, key_arn, verdict, exc, logging.ERROR
+                )
+            except PublishFailed:
+                self.metrics.retry("publish_failed")
+                await self._interruptible(self._sleep(self.retry.max_seconds))
 
     async def _audit(
         self,
@@ -296,3 +414,43 @@ class RecordPipeline:
                 reason=verdict.reason,
             )
         )
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _slot(self, partition: int) -> dict[str, Any]:
+        slot = self.store.get(str(partition))
+        if slot is None:
+            return new_slot(self.handler.initial_state())
+        return {POSITION: slot[POSITION], STATE: slot[STATE], OUTCOMES: slot.get(OUTCOMES, {})}
+
+    def _check_interrupted(self) -> None:
+        if self._interrupted.is_set():
+            raise Interrupted("record abandoned for a rebalance or shutdown")
+
+    async def _interruptible(self, work: Awaitable[T]) -> T:
+        """Await ``work`` unless ``interrupt`` comes first (a blocking KMS call is then left to finish
+        on its thread, its result unused)."""
+        self._check_interrupted()
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._interrupted.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not task.done():
+            task.cancel()
+            raise Interrupted("record abandoned for a rebalance or shutdown")
+        return task.result()
+
+
+def _metadata_or_none(record: RawRecord) -> RecordMetadata | None:
+    try:
+        return RecordMetadata.from_headers(record.headers)
+    except CorruptMessage:
+        return None
+
+
+def _window_share(registry: DepartmentRegistry, partition: int, window_events: int) -> int:
+    """A department's dedupe window split over its partitions (at least one id each)."""
+    owner = registry.owner_of(partition)
+    share = len(owner.partitions) if owner else 1
+    return max(1, -(-window_events // share))

@@ -5,9 +5,11 @@ given. ``DiscoveryKmsDecryptor`` lists no keys at all: it asks KMS to decrypt wh
 (within a discovery filter of accounts), so IAM alone decides what a consumer can read, and a new grant
 works without a restart or redeploy.
 
-Foreign errors leave this module only as ``AccessDenied``, ``KeyServiceUnavailable`` or
-``CorruptMessage``. The SDK hides KMS's answer behind "Unable to decrypt any data key", so a
-``KmsObserver`` hooked into the botocore session records each KMS call and the last failure per thread.
+Every foreign error leaves this module only as ``AccessDenied``, ``KeyServiceUnavailable``,
+``CorruptMessage`` or ``TamperedMessage`` (all translated by ``_translate``): an untranslated exception
+would make a consumer retry the record forever. The SDK hides KMS's answer behind "Unable to decrypt any
+data key", so a ``KmsObserver`` hooked into the botocore session records each KMS call and the last
+failure per thread.
 """
 
 from __future__ import annotations
@@ -32,11 +34,18 @@ from aws_encryption_sdk.key_providers.kms import (
 from aws_encryption_sdk.materials_managers.base import CryptoMaterialsManager
 from aws_encryption_sdk.materials_managers.caching import CachingCryptoMaterialsManager
 from aws_encryption_sdk.materials_managers.default import DefaultCryptoMaterialsManager
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
+from cryptography.exceptions import InvalidSignature, InvalidTag
 
 from keyfan.crypto.errors import KmsFailure, classify_kms_failure
 from keyfan.crypto.ports import Decrypted, Encrypted
-from keyfan.exceptions import ConfigError, CorruptMessage, CryptoError, KeyServiceUnavailable
+from keyfan.exceptions import (
+    ConfigError,
+    CorruptMessage,
+    CryptoError,
+    KeyServiceUnavailable,
+    TamperedMessage,
+)
 
 SUITES: dict[str, Algorithm] = {
     # Signed: a consumer holding the data key still cannot forge a message (encryptors and decryptors
@@ -123,18 +132,57 @@ def _client() -> aws_encryption_sdk.EncryptionSDKClient:
     )
 
 
-def _translate(exc: Exception, observer: KmsObserver, key_arn: str | None) -> CryptoError:
-    """One place where SDK and botocore errors become Keyfan errors."""
-    failure = observer.last_failure
+def _in_chain(exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` or an exception it was raised from or while handling is one of ``kinds``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _translate(
+    exc: BaseException,
+    failure: KmsFailure | None,
+    key_arn: str | None,
+    *,
+    corrupt_reason: str = "undecryptable",
+) -> CryptoError:
+    """The one place where foreign errors (SDK, botocore, cryptography, parsing) become Keyfan errors.
+
+    ``failure`` is the ``KmsObserver``'s record of the last failed KMS call of this operation (None: no KMS
+    call failed). In this order:
+
+    1. An integrity check failed (the AES-GCM tag of the header or of a frame, the ECDSA signature of the
+       message): ``TamperedMessage``. These checks run only once a data key is in hand, so no KMS failure
+       can explain them, and retrying cannot help.
+    2. A KMS call failed: KMS's answer (or its silence) decides: outage, denial or rejected ciphertext.
+    3. botocore raised without a failed KMS call: an outage, unless the message itself made the request
+       impossible (its key ARN names a region that is not a region).
+    4. Anything else that parsing or decrypting the bytes raised: ``CorruptMessage(corrupt_reason)``.
+    """
+    if _in_chain(exc, InvalidSignature):
+        return TamperedMessage("bad_signature", f"message signature does not verify: {_describe(exc)}")
+    if _in_chain(exc, InvalidTag):
+        return TamperedMessage("bad_tag", f"authentication tag does not verify: {_describe(exc)}")
     if failure is not None:
         return classify_kms_failure(failure, key_arn=key_arn)
+    if isinstance(exc, InvalidRegionError):
+        return CorruptMessage("bad_key_arn", f"the message's key ARN names no valid region: {_describe(exc)}")
     if isinstance(exc, BotoCoreError):
         return KeyServiceUnavailable(f"KMS unreachable: {type(exc).__name__}")
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return classify_kms_failure(KmsFailure(exc.operation_name, code, str(exc), status), key_arn=key_arn)
-    return CorruptMessage("undecryptable", f"{type(exc).__name__}: {exc}")
+    return CorruptMessage(corrupt_reason, _describe(exc))
 
 
 class StrictKmsEncryptor:
@@ -184,7 +232,7 @@ class StrictKmsEncryptor:
                 algorithm=self._algorithm,
             )
         except (AWSEncryptionSDKClientError, BotoCoreError, ClientError) as exc:
-            raise _translate(exc, self.observer, self._key_ids[department]) from exc
+            raise _translate(exc, self.observer.last_failure, self._key_ids[department]) from exc
         key_arn = next(iter(header.encrypted_data_keys)).key_provider.key_info.decode("utf-8")
         return Encrypted(ciphertext=ciphertext, key_arn=key_arn)
 
@@ -223,19 +271,17 @@ class DiscoveryKmsDecryptor:
     def key_arns(self, ciphertext: bytes) -> tuple[str, ...]:
         try:
             header = deserialize_header(io.BytesIO(ciphertext), MAX_ENCRYPTED_DATA_KEYS)[0]
-        except Exception as exc:  # any parse failure means the bytes are not an SDK message
-            raise CorruptMessage(
-                "bad_ciphertext", f"not an Encryption SDK message: {type(exc).__name__}"
-            ) from exc
-        return tuple(edk.key_provider.key_info.decode("utf-8") for edk in header.encrypted_data_keys)
+            return tuple(edk.key_provider.key_info.decode("utf-8") for edk in header.encrypted_data_keys)
+        except Exception as exc:  # any parse failure means the bytes are not an SDK message; no KMS call
+            raise _translate(exc, None, None, corrupt_reason="bad_ciphertext") from exc
 
     def decrypt(self, ciphertext: bytes) -> Decrypted:
         key_arns = self.key_arns(ciphertext)
         self.observer.reset_failure()
         try:
             plaintext, header = self._client.decrypt(source=ciphertext, materials_manager=self._manager)
-        except (AWSEncryptionSDKClientError, BotoCoreError, ClientError) as exc:
-            raise _translate(exc, self.observer, key_arns[0] if key_arns else None) from exc
+        except Exception as exc:  # every foreign error is translated: none may escape and stall a consumer
+            raise _translate(exc, self.observer.last_failure, key_arns[0] if key_arns else None) from exc
         return Decrypted(
             plaintext=plaintext,
             encryption_context=dict(header.encryption_context),

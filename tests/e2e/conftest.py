@@ -19,8 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from keyfan.crypto import StrictKmsEncryptor
+from keyfan.departments import DepartmentRegistry
 from keyfan.local import LocalStack
 from keyfan.local.processes import is_our_process, pid_alive, terminate
+from keyfan.local.services import ServiceProcess
+from tests.e2e.consumer_kit import World
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,3 +54,28 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         for proc in survivors:
             terminate(proc.pid, proc.argv)
         assert not survivors, f"local stack processes still running after down: {survivors}"
+
+
+@pytest.fixture(scope="module")
+def world(local_stack: LocalStack) -> World:
+    """Records encrypted as the owner encrypts them, under the owner's role (consuming-side tests)."""
+    env = local_stack.env()
+    encryptor = StrictKmsEncryptor(
+        {"sales": env["KEYFAN_SALES_KEY_ARN"], "finance": env["KEYFAN_FINANCE_KEY_ARN"]},
+        botocore_session=local_stack.botocore_session_for("owner"),
+    )
+    return World(
+        stack=local_stack,
+        registry=DepartmentRegistry.load(REPO / "departments.toml"),
+        encryptor=encryptor,
+        bootstrap=local_stack.bootstrap_servers,
+    )
+
+
+@pytest.fixture
+def services() -> Iterator[list[ServiceProcess]]:
+    """Every consumer a test starts; SIGKILLed in teardown if still running."""
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        service.kill()

@@ -50,3 +50,18 @@ def test_consumer_group_defaults_to_department(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("KEYFAN_DEPARTMENT", "finance")
     assert ConsumerSettings().consumer_group == "keyfan-finance"
     assert ConsumerSettings(group_id="custom").consumer_group == "custom"
+
+
+def test_decrypt_cache_max_age_is_a_consumer_setting_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYFAN_DEPARTMENT", "sales")
+    monkeypatch.setenv("KEYFAN_CACHE_MAX_AGE_SECONDS", "300")
+    assert ConsumerSettings().decrypt_cache_max_age_seconds == 30.0  # the revocation bound, not 300
+
+    monkeypatch.setenv("KEYFAN_DECRYPT_CACHE_MAX_AGE_SECONDS", "3.5")
+    settings = ConsumerSettings()
+    assert settings.decrypt_cache_max_age_seconds == 3.5
+    assert settings.cache_max_age_seconds == 300.0
+    for bad in ("0", "-1"):
+        monkeypatch.setenv("KEYFAN_DECRYPT_CACHE_MAX_AGE_SECONDS", bad)
+        with pytest.raises(ValidationError, match="decrypt_cache_max_age_seconds"):
+            ConsumerSettings()

@@ -1,0 +1,65 @@
+"""The DLQ sink takes every record the source topic takes: a value too large to copy leaves its
+coordinates instead of failing forever; any other send failure is an outage (retried by the pipeline)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
+
+from keyfan.consumer.pipeline import RawRecord
+from keyfan.consumer.sinks import FaustDeadLetterSink
+from keyfan.exceptions import PublishFailed
+
+RECORD = RawRecord("keyfan.events", 2, 41, b"k", b"x" * 2048, [("keyfan-event-id", b"e1")])
+
+
+class FakeTopic:
+    """Refuses values over ``limit`` bytes the way Faust does (wrapping aiokafka's error)."""
+
+    def __init__(self, limit: int, error: type[Exception] = MessageSizeTooLargeError) -> None:
+        self.limit = limit
+        self.error = error
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
+        if len(kwargs["value"]) > self.limit:
+            try:
+                raise self.error()
+            except Exception as exc:
+                raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+        self.sent.append(kwargs)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_a_value_that_fits_is_copied_with_its_reason_and_coordinates() -> None:
+    topic = FakeTopic(limit=1 << 20)
+    await FaustDeadLetterSink(topic, "sales").publish(RECORD, "bad_tag")  # type: ignore[arg-type]
+    [sent] = topic.sent
+    headers = dict(sent["headers"])
+    assert sent["value"] == RECORD.value
+    assert headers["keyfan-dlq-reason"] == b"bad_tag" and headers["keyfan-dlq-source-offset"] == b"41"
+    assert "keyfan-dlq-value" not in headers
+
+
+async def test_a_value_too_large_to_copy_is_dead_lettered_as_its_coordinates() -> None:
+    topic = FakeTopic(limit=1024)
+    await FaustDeadLetterSink(topic, "sales").publish(RECORD, "bad_ciphertext")  # type: ignore[arg-type]
+    [sent] = topic.sent
+    headers = dict(sent["headers"])
+    assert sent["value"] == b""
+    assert headers["keyfan-dlq-value"] == b"omitted_too_large"
+    assert headers["keyfan-dlq-value-bytes"] == b"2048"
+    assert (headers["keyfan-dlq-source-partition"], headers["keyfan-dlq-source-offset"]) == (b"2", b"41")
+
+
+async def test_a_broker_outage_is_a_publish_failure_to_retry() -> None:
+    topic = FakeTopic(limit=0, error=KafkaConnectionError)
+    with pytest.raises(PublishFailed) as failed:
+        await FaustDeadLetterSink(topic, "sales").publish(RECORD, "bad_tag")  # type: ignore[arg-type]
+    assert type(failed.value) is PublishFailed and topic.sent == []
