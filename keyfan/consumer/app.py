@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from keyfan.consumer.audit import AuditSink
 from keyfan.consumer.dedupe import is_slot_key
 from keyfan.consumer.denials import Clock, DenialMemory
-from keyfan.consumer.faust_fixes import ReseekingTransport
+from keyfan.consumer.faust_fixes import ReseekingConsumer, ReseekingTransport
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.logfields import log_event
 from keyfan.consumer.metrics import ConsumerMetrics
@@ -266,7 +266,9 @@ async def _process(app: faust.App, runtime: ConsumerRuntime, record: RawRecord) 
     if action is SeekAction.SEEK:
         log_event(logger, logging.WARNING, "position_gap_reseek", **fields)
         try:
-            await app.consumer.seek(TP(record.topic, record.partition), verdict.expected)
+            consumer = app.consumer
+            assert isinstance(consumer, ReseekingConsumer)
+            await consumer.reseek(TP(record.topic, record.partition), verdict.expected)
         except Exception as exc:  # revoked meanwhile: the rebalance seeks every partition anyway
             log_event(logger, logging.WARNING, "position_gap_seek_failed", error=type(exc).__name__, **fields)
         return "gap"

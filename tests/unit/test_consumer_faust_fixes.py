@@ -10,7 +10,7 @@ import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from keyfan.consumer.faust_fixes import ReseekingConsumer
+from keyfan.consumer.faust_fixes import ReadOffsets, ReseekingConsumer
 from keyfan.consumer.position import POSITION
 
 # What Faust's own seek found committed: a stale 40 for partition 0 (whose table position is 36), none
@@ -48,6 +48,7 @@ def _consumer(monkeypatch: pytest.MonkeyPatch, in_recovery: bool = False) -> tup
     monkeypatch.setattr(faust_aiokafka.Consumer, "seek_to_committed", faust_seek)
     consumer: Any = object.__new__(ReseekingConsumer)
     consumer.app = SimpleNamespace(runtime=FakeRuntime(), in_recovery=in_recovery)
+    consumer._read_offset = ReadOffsets()
     sought: dict[TP, int] = {}
 
     async def earliest_offsets(*tps: TP) -> Mapping[TP, int]:
@@ -87,3 +88,16 @@ def test_commits_follow_the_stored_positions_not_faust_acks(monkeypatch: pytest.
     assert consumer._new_offset(TP("t", 0)) == 37  # position 36 + 1
     assert consumer._new_offset(TP("t", 1)) is None  # nothing processed yet: nothing to commit
     assert consumer._new_offset(TP("g-state-changelog", 0)) == 99  # not ours
+
+
+def test_a_pinned_read_offset_is_not_undone_by_records_fetched_before_the_seek() -> None:
+    reads = ReadOffsets()
+    tp = TP("t", 0)
+    reads[tp] = 66  # Faust handed over offset 66 (fetched before the seek)
+    reads.pin(tp, 37)  # the agent found 37-65 missing and sought back
+    reads[tp] = 67  # the rest of the old batch is handed over: must not move the read offset
+    assert reads[tp] == 37  # so Faust's fetch loop does not drop the re-fetched 37, 38, ...
+    reads[tp] = 37  # the first re-fetched record: the pin is released
+    reads[tp] = 38
+    assert reads[tp] == 38
+    assert reads[TP("t", 1)] is None  # still Faust's defaultdict
