@@ -20,7 +20,7 @@ from keyfan.departments import DepartmentRegistry
 from keyfan.exceptions import KeyfanError
 from keyfan.local import LocalStack
 from keyfan.owner import key_arns_for
-from keyfan.settings import DataKeyCacheSettings
+from keyfan.settings import ConsumerSettings, DataKeyCacheSettings
 from keyfan.sqs import SqsQueue
 
 Codec = Literal["encrypted", "plaintext"]
@@ -103,7 +103,8 @@ class BenchContext:
             account_ids=(self.account,),
             cache_enabled=cache_enabled,
             cache_capacity=cache.cache_capacity,
-            cache_max_age_seconds=cache.cache_max_age_seconds,
+            # The consumers' own default (the revocation bound), not the owner's encrypt-side age.
+            cache_max_age_seconds=ConsumerSettings.model_fields["decrypt_cache_max_age_seconds"].default,
             observer=KmsObserver(),
         )
 

@@ -249,6 +249,107 @@ def memory_table(results: dict[str, Any]) -> list[str]:
     return _table(["Process", "Peak RSS (VmHWM) MB", "RSS at end MB", "Records", "KMS calls"], rows)
 
 
+def _percent_number(value: float) -> str:
+    return f"{100 * value:.2f}" if value < 0.01 else f"{100 * value:.1f}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{_percent_number(value)} %"
+
+
+def _share_text(shares: Sequence[dict[str, Any]]) -> str | None:
+    """The window's share of the consumer's per-record time, across the suites and sizes measured."""
+    encrypted = [s["encrypted_share"] for s in shares if s["encrypted_share"] is not None]
+    plaintext = [s["plaintext_share"] for s in shares if s["plaintext_share"] is not None]
+    if not encrypted and not plaintext:
+        return None
+    parts = []
+    if encrypted:
+        low, high = min(encrypted), max(encrypted)
+        span = _percent(high) if low == high else f"{_percent_number(low)}-{_percent(high)}"
+        parts.append(f"{span} of the encrypted consumer")
+    if plaintext:
+        parts.append(f"at most {_percent(max(plaintext))} of its plaintext twin")
+    return ", ".join(parts)
+
+
+def dedupe_table(results: dict[str, Any]) -> list[str]:
+    """The dedupe window's figures (``keyfan.bench.dedupe``), with its share of the consumer's time."""
+    dedupe = results["dedupe"]
+    cost = dedupe["cost"]
+    rows = [
+        [
+            "Window",
+            f"{cost['window_events']:,} event ids per department ({cost['partitions']} partitions x "
+            f"{cost['capacity_per_partition']:,})",
+        ],
+        [
+            "`first_seen` + `remember`, evicting the oldest id",
+            f"{cost['record_us']:.2f} µs per record (median of {cost['runs']} runs x "
+            f"{cost['steady_records']:,} records)",
+        ],
+    ]
+    share = _share_text(dedupe["consumer"])
+    if share is not None:
+        rows.append(["Share of the consumer's time per record (same run)", share])
+    rows += [
+        [
+            "Memory a full window holds (dict store, tracemalloc)",
+            f"{cost['memory_mb']:.1f} MB for {cost['window_ids']:,} ids "
+            f"({cost['memory_bytes_per_id']:.0f} B per id)",
+        ],
+        [
+            "Changelog bytes per applied record (JSON key + value)",
+            f"{cost['changelog_bytes_per_record']:.0f} B: entry {cost['changelog_entry_bytes']:.0f} B "
+            f"+ tombstone of the evicted id {cost['changelog_tombstone_bytes']:.0f} B",
+        ],
+        [
+            "Eviction order rebuilt after a rebalance",
+            f"{cost['rebuild_ms']:.0f} ms for a full window (median of {cost['runs']} runs)",
+        ],
+    ]
+    return _table(["Deduplication window", "Cost"], rows)
+
+
+def dedupe_lines(results: dict[str, Any]) -> list[str]:
+    cost = results["dedupe"]["cost"]
+    return [
+        f"The window bounds deduplication: an event published again more than {cost['window_events']:,} events "
+        "later in its department is not recognised as a duplicate (the window is split evenly over the "
+        f"department's {cost['partitions']} partitions, so under skewed traffic the bound is "
+        f"{cost['capacity_per_partition']:,} events in the event's partition).",
+        "",
+        "Measured on `keyfan.consumer.dedupe.EventWindow` in a plain dict store; a Faust Table also produces "
+        "the changelog records (sized above, their produce time not included), and after a rebalance reads "
+        "the table back to rebuild the order.",
+    ]
+
+
+def dedupe_shares_table(results: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            s["suite"],
+            size_label(s["size"]),
+            num(s["encrypted_record_us"], 0),
+            _percent(s["encrypted_share"]),
+            num(s["plaintext_record_us"], 0),
+            _percent(s["plaintext_share"]),
+        ]
+        for s in results["dedupe"]["consumer"]
+    ]
+    return _table(
+        [
+            "Suite",
+            "Payload",
+            "Encrypted consumer µs/rec",
+            "Window share",
+            "Plaintext consumer µs/rec",
+            "Window share",
+        ],
+        rows,
+    )
+
+
 def profiles_section(results: dict[str, Any], top: int = 8) -> list[str]:
     lines: list[str] = []
     for p in results["profiles"]:
@@ -289,6 +390,11 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Bytes per record on the topic", "", *bytes_table(results)]
     if results.get("memory"):
         lines += ["", "## Peak resident memory (real service processes)", "", *memory_table(results)]
+    if results.get("dedupe"):
+        lines += ["", "## Deduplication window", "", *dedupe_table(results), "", *dedupe_lines(results)]
+        if results["dedupe"]["consumer"]:
+            lines += ["", "Against the consumer's wall time per record, same run:", ""]
+            lines += dedupe_shares_table(results)
     if results.get("profiles"):
         lines += ["", "## Where the time goes (cProfile, top functions by own time)", ""]
         lines += profiles_section(results)
@@ -349,6 +455,8 @@ def render_readme_section(results: dict[str, Any]) -> str:
     ]
     if results.get("memory"):
         lines += ["", "### Peak resident memory", "", *memory_table(results)]
+    if results.get("dedupe"):
+        lines += ["", "### Deduplication window", "", *dedupe_table(results), "", *dedupe_lines(results)]
     if results.get("profiles"):
         lines += [
             "",

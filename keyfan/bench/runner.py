@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from keyfan.bench.context import CODECS, BenchContext, BenchError, Codec
+from keyfan.bench.dedupe import measure_dedupe
 from keyfan.bench.latency import LATENCY_FETCH_MAX_WAIT_MS, run_latency
 from keyfan.bench.paths import (
     consumer_pipeline,
@@ -38,6 +39,7 @@ from keyfan.bench.samples import (
     CONSUMER_DENIED,
     OWNER_PIPELINE,
     OWNER_SQS,
+    DedupeCost,
     LatencySample,
     MemorySample,
     ProfileSummary,
@@ -49,6 +51,7 @@ from keyfan.bench.timing import TimedDecryptor, TimedEncryptor
 from keyfan.crypto import SuiteName
 from keyfan.logs import QUIET_LOGGERS, logging_config
 from keyfan.models import DepartmentEvent
+from keyfan.settings import ConsumerSettings
 
 Progress = Callable[[str], None]
 READER = "sales"  # the consumer measured; it may read sales records and is denied finance's
@@ -68,6 +71,10 @@ class BenchConfig:
     latency_rate: float = 25.0
     memory_records: int = 600
     profile_records: int = 300
+    # The dedupe window (pure CPU, in-process): a full window of the consumer's size, then timed records.
+    dedupe_window_events: int = ConsumerSettings.model_fields["dedupe_window_events"].default
+    dedupe_records: int = 20_000
+    dedupe_runs: int = 5
     real_processes: bool = True
     profile: bool = True
     quick: bool = False
@@ -84,6 +91,7 @@ class BenchConfig:
             latency_rate=20.0,
             memory_records=20,
             profile_records=20,
+            dedupe_runs=3,
             quick=True,
         )
 
@@ -276,6 +284,7 @@ async def run_benchmark(
     latency: list[LatencySample] = []
     memory: list[MemorySample] = []
     profiles: list[ProfileSummary] = []
+    dedupe: DedupeCost | None = None
     notes: list[str] = []
     await asyncio.to_thread(ctx.purge_queue)
     for run in range(config.runs):
@@ -315,10 +324,33 @@ async def run_benchmark(
         except Exception as exc:
             notes.append(f"real-process memory phase failed: {type(exc).__name__}: {exc}")
     memory.append(harness_memory(sum(s.processed for s in samples)))
+    # After the harness's peak RSS is read: a full window (tens of MB) must not count in it.
+    try:
+        dedupe = run_dedupe(ctx, config, progress)
+    except Exception as exc:  # as for the other extra phases: keep what was measured
+        notes.append(f"dedupe window phase failed: {type(exc).__name__}: {exc}")
     notes += standard_notes(config)
     machine["load_average_end"] = list(os.getloadavg())
     config_doc = {**asdict(config), "duration_seconds": round(time.monotonic() - began, 1)}
-    return summarize(samples, latency, memory, profiles, config=config_doc, machine=machine, notes=notes)
+    return summarize(
+        samples, latency, memory, profiles, dedupe=dedupe, config=config_doc, machine=machine, notes=notes
+    )
+
+
+def run_dedupe(ctx: BenchContext, config: BenchConfig, progress: Progress) -> DedupeCost:
+    """The measured consumer's dedupe window, full, on the real EventWindow (no broker: pure CPU)."""
+    started = time.monotonic()
+    cost = measure_dedupe(
+        ctx.registry.get(READER).partitions,
+        window_events=config.dedupe_window_events,
+        steady_records=config.dedupe_records,
+        runs=config.dedupe_runs,
+    )
+    progress(
+        f"dedupe window {cost.window_ids:,} ids: {cost.record_us:.2f} us/record, {cost.memory_mb:.1f} MB, "
+        f"rebuild {cost.rebuild_ms:.0f} ms ({time.monotonic() - started:.1f}s)"
+    )
+    return cost
 
 
 def harness_memory(records: int) -> MemorySample:

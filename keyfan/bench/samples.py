@@ -97,3 +97,27 @@ class ProfileSummary:
     top_own: list[ProfileEntry]
     top_cumulative: list[ProfileEntry]
     groups: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DedupeCost:
+    """The consumer's deduplication window (``keyfan.consumer.dedupe.EventWindow``), full, at steady state:
+    one department, a plain dict store (``keyfan.bench.dedupe``)."""
+
+    window_events: int  # the setting: event ids remembered per department
+    partitions: int  # the department's partitions, over which the window is split
+    capacity_per_partition: int
+    window_ids: int  # ids the full window held
+    steady_records: int  # records timed per run, each one evicting the oldest id of its partition
+    runs: int
+    evicted: int
+    record_us: float  # first_seen + remember (with its eviction) per record, median over runs
+    record_us_runs: list[float]
+    memory_bytes: int  # tracemalloc: what the full window holds (entries, eviction order, the ids)
+    memory_mb: float
+    memory_bytes_per_id: float
+    changelog_entry_bytes: float  # JSON key + value of one event:<id> -> [partition, offset] entry
+    changelog_tombstone_bytes: float  # JSON key of the evicted id (null value)
+    changelog_bytes_per_record: float  # entry + tombstone: what each applied record adds at steady state
+    rebuild_ms: float  # invalidate() then the next remember: the eviction order rebuilt from the store
+    rebuild_ms_runs: list[float]

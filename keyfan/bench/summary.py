@@ -7,7 +7,7 @@ minute), the ratio is taken run by run, and the reported ratio is the median of 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from keyfan.bench.samples import (
@@ -17,6 +17,7 @@ from keyfan.bench.samples import (
     OWNER_SQS,
     PATH_TITLES,
     PATHS,
+    DedupeCost,
     LatencySample,
     MemorySample,
     ProfileSummary,
@@ -266,12 +267,59 @@ def goals(
     return found
 
 
+@dataclass(frozen=True)
+class DedupeShare:
+    """The dedupe window's per-record time against the consumer's, measured in the same benchmark run."""
+
+    suite: str
+    size: int
+    encrypted_record_us: float | None  # the consumer path, wall time per record (1e6 / records per second)
+    encrypted_share: float | None  # window time / consumer time
+    plaintext_record_us: float | None  # its plaintext twin
+    plaintext_share: float | None
+
+
+@dataclass(frozen=True)
+class DedupeSummary:
+    cost: DedupeCost
+    consumer: list[DedupeShare]
+
+
+def _record_us(records_per_second: float | None) -> float | None:
+    return 1e6 / records_per_second if records_per_second else None
+
+
+def _share(part: float, whole: float | None) -> float | None:
+    return part / whole if whole else None
+
+
+def dedupe_summary(cost: DedupeCost, throughput: Sequence[dict[str, Any]]) -> DedupeSummary:
+    """The window's cost, and its share of each consumer row's per-record time (none if none was measured)."""
+    shares = []
+    for row in throughput:
+        if row["path"] != CONSUMER:
+            continue
+        encrypted, plaintext = _record_us(row["encrypted_rps"]), _record_us(row["plaintext_rps"])
+        shares.append(
+            DedupeShare(
+                suite=row["suite"],
+                size=row["size"],
+                encrypted_record_us=encrypted,
+                encrypted_share=_share(cost.record_us, encrypted),
+                plaintext_record_us=plaintext,
+                plaintext_share=_share(cost.record_us, plaintext),
+            )
+        )
+    return DedupeSummary(cost=cost, consumer=shares)
+
+
 def summarize(
     samples: Sequence[Sample],
     latency: Sequence[LatencySample] = (),
     memory: Sequence[MemorySample] = (),
     profiles: Sequence[ProfileSummary] = (),
     *,
+    dedupe: DedupeCost | None = None,
     config: dict[str, Any] | None = None,
     machine: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
@@ -291,6 +339,7 @@ def summarize(
         "bytes": bytes_rows(samples),
         "memory": memory_rows(memory),
         "profiles": [asdict(p) for p in profiles],
+        "dedupe": None if dedupe is None else asdict(dedupe_summary(dedupe, throughput)),
         "accounting": accounting(samples),
         "samples": [asdict(s) for s in samples],
         "latency_samples": [asdict(s) for s in latency],

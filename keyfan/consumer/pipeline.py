@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from keyfan.consumer.audit import AuditRecord, AuditSink
-from keyfan.consumer.dedupe import EventWindow
+from keyfan.consumer.dedupe import EventWindow, capacity_per_partition
 from keyfan.consumer.denials import DenialMemory
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.logfields import log_event
@@ -450,7 +450,5 @@ def _metadata_or_none(record: RawRecord) -> RecordMetadata | None:
 
 
 def _window_share(registry: DepartmentRegistry, partition: int, window_events: int) -> int:
-    """A department's dedupe window split over its partitions (at least one id each)."""
     owner = registry.owner_of(partition)
-    share = len(owner.partitions) if owner else 1
-    return max(1, -(-window_events // share))
+    return capacity_per_partition(window_events, len(owner.partitions) if owner else 1)

@@ -22,6 +22,8 @@ TINY = BenchConfig.quick_config().with_overrides(
     latency_records=10,
     memory_records=10,
     profile_records=10,
+    dedupe_window_events=300,
+    dedupe_records=50,
 )
 
 
@@ -44,13 +46,16 @@ def test_bench_writes_results_json_markdown_and_png(local_stack: LocalStack, tmp
         "latency",
         "bytes",
         "memory",
+        "dedupe",
         "accounting",
     ):
         assert key in document, key
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (out / "results.md").read_text()
     assert "## Throughput" in markdown and "## KMS calls per 1,000 records" in markdown
-    assert "## Performance" in (tmp_path / "README-performance.md").read_text()
+    readme = (tmp_path / "README-performance.md").read_text()
+    assert "## Performance" in readme and "### Deduplication window" in readme
+    assert "## Deduplication window" in markdown
 
     # and every encrypted path has a ratio to its plaintext twin from the same run
     paths = {row["path"] for row in document["throughput"]}
@@ -87,3 +92,9 @@ def test_bench_writes_results_json_markdown_and_png(local_stack: LocalStack, tmp
         assert processes[name]["vmhwm_kb"] > 0
         assert processes[name]["records"] == TINY.memory_records
         assert not pid_alive(processes[name]["pid"])  # no service left running
+
+    # and the dedupe window was measured full (sales: 3 partitions x 100) and set against the consumer's time
+    dedupe = document["dedupe"]
+    assert dedupe["cost"]["window_ids"] == 300 and dedupe["cost"]["evicted"] > 0
+    (share,) = dedupe["consumer"]
+    assert share["encrypted_share"] > 0 and share["plaintext_share"] > 0
