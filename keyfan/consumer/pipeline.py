@@ -338,14 +338,8 @@ class RecordPipeline:
             logger,
             logging.WARNING,
             "record_access_denied",
-            department=self.department,
-            record_department=metadata.department if metadata else None,
-            event_id=metadata.event_id if metadata else None,
-            partition=record.partition,
-            offset=record.offset,
-            key_arn=key_arn,
+            **self._fields(record, metadata, key_arn, verdict),
             principal=principal,
-            reason=verdict.reason,
         )
         return verdict
 
@@ -365,13 +359,7 @@ class RecordPipeline:
             logger,
             level,
             "record_dead_lettered",
-            department=self.department,
-            record_department=metadata.department if metadata else None,
-            event_id=metadata.event_id if metadata else None,
-            partition=record.partition,
-            offset=record.offset,
-            key_arn=key_arn,
-            reason=verdict.reason,
+            **self._fields(record, metadata, key_arn, verdict),
             error=type(exc).__name__,
         )
         return verdict
@@ -390,6 +378,24 @@ class RecordPipeline:
             except PublishFailed:
                 self.metrics.retry("publish_failed")
                 await self._interruptible(self._sleep(self.retry.max_seconds))
+
+    def _fields(
+        self,
+        record: RawRecord,
+        metadata: RecordMetadata | None,
+        key_arn: str | None,
+        verdict: Classification,
+    ) -> dict[str, object]:
+        """What a log line says about a record's outcome: metadata only."""
+        return {
+            "department": self.department,
+            "record_department": metadata.department if metadata else None,
+            "event_id": metadata.event_id if metadata else None,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key_arn": key_arn,
+            "reason": verdict.reason,
+        }
 
     async def _audit(
         self,

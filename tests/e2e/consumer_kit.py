@@ -185,3 +185,30 @@ def wait_committed(
         raise AssertionError(
             f"want {want} committed {seen[-1]} state {state(service).get('counters')}"
         ) from exc
+
+
+@dataclass(frozen=True)
+class FinanceGrant:
+    """An out-of-band IAM policy letting the sales consumer's role decrypt under the finance key."""
+
+    iam: Any
+    role: str
+    document: str
+    name: str = "test-grant-finance"
+
+    @classmethod
+    def for_stack(cls, stack: LocalStack, name: str = "test-grant-finance") -> FinanceGrant:
+        env = stack.env()
+        statement = {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": env["KEYFAN_FINANCE_KEY_ARN"]}
+        return cls(
+            iam=stack.admin_session().client("iam"),
+            role=env["KEYFAN_SALES_ROLE_ARN"].rsplit("/", 1)[1],
+            document=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+            name=name,
+        )
+
+    def grant(self) -> None:
+        self.iam.put_role_policy(RoleName=self.role, PolicyName=self.name, PolicyDocument=self.document)
+
+    def revoke(self) -> None:
+        self.iam.delete_role_policy(RoleName=self.role, PolicyName=self.name)

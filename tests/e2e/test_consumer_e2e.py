@@ -18,6 +18,7 @@ from keyfan.generation import generate_events
 from keyfan.local.services import ServiceProcess
 from keyfan.models import DepartmentEvent
 from tests.e2e.consumer_kit import (
+    FinanceGrant,
     Raw,
     World,
     caught_up,
@@ -194,18 +195,9 @@ def test_iam_grant_takes_effect_without_restart(world: World, services: list[Ser
     wait_for(lambda: finished(sales) == 10, 60, "first pass", sales)
     assert state(sales)["counters"]["access_denied"] == 5
     pid = sales.pid
-    env = world.stack.env()
-    iam = world.stack.admin_session().client("iam")
-    role = env["KEYFAN_SALES_ROLE_ARN"].rsplit("/", 1)[1]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": env["KEYFAN_FINANCE_KEY_ARN"]}
-        ],
-    }
+    access = FinanceGrant.for_stack(world.stack)
     # when an admin grants the sales role the finance key (an IAM change, nothing else)
-    iam.put_role_policy(RoleName=role, PolicyName="test-grant-finance", PolicyDocument=json.dumps(policy))
-    time.monotonic()
+    access.grant()
     try:
         more = world.records(generate_events(40, ["finance"], seed=304), topics.events)
         sent = 0
@@ -219,7 +211,7 @@ def test_iam_grant_takes_effect_without_restart(world: World, services: list[Ser
 
         took = wait_for(decrypted_finance, ttl + 15, "finance decrypted by sales after the grant", sales)
     finally:
-        iam.delete_role_policy(RoleName=role, PolicyName="test-grant-finance")
+        access.revoke()
     # then the same process (no restart) decrypts finance records, within the denial TTL (+ polling slack)
     assert sales.pid == pid and sales.running()
     assert took < ttl + 6

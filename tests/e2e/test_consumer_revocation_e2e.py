@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from keyfan.generation import generate_events
 from keyfan.local.services import ServiceProcess
 from tests.e2e.consumer_kit import (
+    FinanceGrant,
     World,
     finished,
     fresh_topics,
@@ -64,15 +65,7 @@ def test_grant_within_denial_ttl_and_revoke_within_decrypt_cache_age_without_res
     wait_for(lambda: finished(sales) == 10, 60, "first pass", sales)
     assert _counter(sales, "access_denied") == 5
     pid = sales.pid
-    env = world.stack.env()
-    iam = world.stack.admin_session().client("iam")
-    role = env["KEYFAN_SALES_ROLE_ARN"].rsplit("/", 1)[1]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": env["KEYFAN_FINANCE_KEY_ARN"]}
-        ],
-    }
+    access = FinanceGrant.for_stack(world.stack, POLICY)
     finance = world.records(generate_events(200, ["finance"], seed=607), topics.events)
     sent: list[str] = []  # event ids of the trickled finance records, in order
 
@@ -85,7 +78,7 @@ def test_grant_within_denial_ttl_and_revoke_within_decrypt_cache_age_without_res
     revoked_at: float | None = None
     try:
         # when an admin grants the sales role the finance key, while finance records trickle in
-        iam.put_role_policy(RoleName=role, PolicyName=POLICY, PolicyDocument=json.dumps(policy))
+        access.grant()
         granted_at = time.time()
 
         def granted() -> bool:
@@ -96,7 +89,7 @@ def test_grant_within_denial_ttl_and_revoke_within_decrypt_cache_age_without_res
 
         # and then revokes it, the trickle going on
         denied_before = _counter(sales, "access_denied")
-        iam.delete_role_policy(RoleName=role, PolicyName=POLICY)
+        access.revoke()
         revoked_at = time.time()
 
         def denied_again() -> bool:
@@ -112,7 +105,7 @@ def test_grant_within_denial_ttl_and_revoke_within_decrypt_cache_age_without_res
     finally:
         if revoked_at is None:
             with contextlib.suppress(ClientError):
-                iam.delete_role_policy(RoleName=role, PolicyName=POLICY)
+                access.revoke()
     total = 10 + len(sent)
     wait_for(lambda: finished(sales) == total, 60, "all outcomes", sales)
 
