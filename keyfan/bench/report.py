@@ -420,11 +420,12 @@ def _loads(values: Sequence[float] | None) -> str:
 
 
 def render_readme_section(results: dict[str, Any]) -> str:
-    """The README's "Performance" section (pasted by hand into README.md)."""
+    """The README's "Performance" section (``keyfan bench`` writes it into README.md, ``keyfan.bench.readme``)."""
     machine, config = results.get("machine", {}), results.get("config", {})
     lines = [
         "## Performance",
         "",
+        "`make bench` measured every figure in this section and wrote it here (from `bench/README-performance.md`). "
         "Encryption costs measured against a plaintext twin of the codec (same pipelines, same broker, same "
         "payloads, same run) on the embedded local stack: Tansu broker and a moto server with IAM on. "
         "Full tables, profiles and the raw samples: `bench/results/results.md` and `bench/results/results.json`.",

@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from keyfan.bench.harness import bench_private_stack
+from keyfan.bench.readme import update_readme
 from keyfan.bench.runner import BenchConfig
 from keyfan.exceptions import KeyfanError
 
 DEFAULT_OUT = Path("bench/results")
+README = Path("README.md")
 QUICK_OUT = Path(".keyfan/bench-quick")
 README_SECTION = "README-performance.md"
 
@@ -87,6 +89,9 @@ def bench(
         results = bench_private_stack(config, out_dir, readme_section=readme, progress=click.echo)
     except KeyfanError as exc:
         raise click.ClickException(str(exc)) from exc
+    if out_dir == DEFAULT_OUT and README.exists():
+        update_readme(README, readme)  # the README's Performance section is this run's, verbatim
     for goal in results["goals"]:
         click.echo(f"{'met    ' if goal['met'] else 'MISSED '} {goal['goal']}: {goal['worst']:.2f}")
-    click.echo(f"results in {out_dir}/ and {readme} ({time.monotonic() - began:.0f} s)")
+    written = f"{readme} and {README}" if out_dir == DEFAULT_OUT else str(readme)
+    click.echo(f"results in {out_dir}/ and {written} ({time.monotonic() - began:.0f} s)")
