@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from keyfan.consumer.aggregate import add_money, merge_counts, merge_money
-from keyfan.consumer.handler import State
+from keyfan.consumer.handler import State, count_foreign, parse_payload
 from keyfan.envelope import RecordMetadata
-from keyfan.exceptions import InvalidEvent
 from keyfan.masking import mask_card, mask_iban
 from keyfan.models import FinancePayment
 
@@ -21,19 +18,10 @@ class FinanceHandler:
     def initial_state(self) -> State:
         return {"payments": 0, "ledger": {}, "foreign_events": {}}
 
-    def _payment(self, data: Mapping[str, Any]) -> FinancePayment:
-        try:
-            return FinancePayment.model_validate(data)
-        except ValidationError as exc:
-            fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
-            raise InvalidEvent("invalid_payload", f"finance payment fails the contract at {fields}") from None
-
     def apply(self, state: State, metadata: RecordMetadata, data: Mapping[str, Any]) -> State:
         if metadata.department != self.department:
-            foreign = dict(state["foreign_events"])
-            foreign[metadata.department] = foreign.get(metadata.department, 0) + 1
-            return {**state, "foreign_events": foreign}
-        payment = self._payment(data)
+            return count_foreign(state, metadata.department)
+        payment = parse_payload(FinancePayment, data, "finance payment")
         return {
             "payments": state["payments"] + 1,
             "ledger": add_money(state["ledger"], payment.currency, payment.amount),

@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyfan.departments import DepartmentRegistry
 
-AlgorithmSuiteName = Literal["signed", "unsigned"]
+# The Encryption SDK algorithm suite by name (``keyfan.crypto.SUITES`` maps it); defined here, not in the
+# crypto package, so reading settings never imports boto3 or the Encryption SDK.
+SuiteName = Literal["signed", "unsigned"]
 KafkaAuth = Literal["none", "msk_iam"]
 
 
@@ -88,7 +90,7 @@ class OwnerSettings(KafkaSettings, DataKeyCacheSettings):
     poll_wait_seconds: int = Field(default=2, ge=0, le=20)
     visibility_timeout_seconds: int = Field(default=30, ge=1)
     max_body_bytes: PositiveInt = 256 * 1024
-    algorithm_suite: AlgorithmSuiteName = "signed"
+    algorithm_suite: SuiteName = "signed"
     # Transient failures (KMS or broker down) are retried in-process with this backoff, extending the
     # message's visibility, so an outage does not burn SQS receive counts towards the redrive.
     retry_initial_seconds: float = Field(default=0.5, gt=0)

@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from keyfan.consumer.aggregate import add_nested_money, merge_counts, merge_nested_money
-from keyfan.consumer.handler import State
+from keyfan.consumer.handler import State, count_foreign, parse_payload
 from keyfan.envelope import RecordMetadata
-from keyfan.exceptions import InvalidEvent
 from keyfan.masking import mask_email, mask_name
 from keyfan.models import SalesOrder
 
@@ -21,21 +18,10 @@ class SalesHandler:
     def initial_state(self) -> State:
         return {"orders": 0, "revenue_by_region": {}, "revenue_by_product": {}, "foreign_events": {}}
 
-    def _order(self, data: Mapping[str, Any]) -> SalesOrder:
-        try:
-            return SalesOrder.model_validate(data)
-        except ValidationError as exc:
-            # Only field locations, never the values, reach the message.
-            fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
-            raise InvalidEvent("invalid_payload", f"sales order fails the contract at {fields}") from None
-
     def apply(self, state: State, metadata: RecordMetadata, data: Mapping[str, Any]) -> State:
         if metadata.department != self.department:
-            # Readable because IAM granted it, but not ours to aggregate: count it, nothing more.
-            foreign = dict(state["foreign_events"])
-            foreign[metadata.department] = foreign.get(metadata.department, 0) + 1
-            return {**state, "foreign_events": foreign}
-        order = self._order(data)
+            return count_foreign(state, metadata.department)
+        order = parse_payload(SalesOrder, data, "sales order")
         by_region = add_nested_money(state["revenue_by_region"], order.region, order.currency, order.total)
         by_product = dict(state["revenue_by_product"])
         for item in order.line_items:

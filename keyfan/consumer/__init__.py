@@ -8,10 +8,11 @@ and state in a Faust Table, ``/state`` and ``/metrics``.
 from keyfan.consumer.app import ConsumerApp, ConsumerRuntime, create_consumer_app
 from keyfan.consumer.audit import AuditRecord, AuditSink
 from keyfan.consumer.denials import Denial, DenialMemory
-from keyfan.consumer.handler import DomainHandler, State
+from keyfan.consumer.handler import DomainHandler, State, count_foreign, parse_payload
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Classification, Outcome, classify
-from keyfan.consumer.pipeline import DeadLetterSink, RawRecord, RecordPipeline, RetryPolicy
+from keyfan.consumer.pipeline import DeadLetterSink, RawHeaders, RawRecord, RecordPipeline
+from keyfan.retry import RetryPolicy
 
 __all__ = [
     "AuditRecord",
@@ -25,10 +26,13 @@ __all__ = [
     "DenialMemory",
     "DomainHandler",
     "Outcome",
+    "RawHeaders",
     "RawRecord",
     "RecordPipeline",
     "RetryPolicy",
     "State",
     "classify",
+    "count_foreign",
     "create_consumer_app",
+    "parse_payload",
 ]

@@ -33,13 +33,14 @@ from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.logfields import log_event
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Classification
-from keyfan.consumer.pipeline import DeadLetterSink, RawRecord, RecordPipeline, RetryPolicy
+from keyfan.consumer.pipeline import DeadLetterSink, RawRecord, RecordPipeline
 from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Reseeks, SeekAction
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
 from keyfan.crypto.ports import Decryptor
 from keyfan.exceptions import ConfigError, Interrupted
 from keyfan.kafka_auth import broker_credentials
 from keyfan.metrics import expose_metrics
+from keyfan.retry import RetryPolicy
 from keyfan.settings import ConsumerSettings
 
 STATE_TABLE = "state"
@@ -206,7 +207,9 @@ def create_consumer_app(
         denials=denials,
         metrics=metrics,
         retry=RetryPolicy(
-            settings.retry_initial_seconds, settings.retry_max_seconds, settings.unexpected_max_attempts
+            initial_seconds=settings.retry_initial_seconds,
+            max_seconds=settings.retry_max_seconds,
+            max_unexpected_attempts=settings.unexpected_max_attempts,
         ),
         dedupe_window_events=settings.dedupe_window_events,
     )

@@ -6,16 +6,24 @@ Faust Table), so a new department's consumer is one handler plus configuration.
 
 State is JSON-friendly (str keys, amounts as decimal strings) because it is stored in a Faust Table
 whose changelog is JSON.
+
+Two helpers every handler wants: ``count_foreign`` (a readable record of another department is counted,
+not aggregated) and ``parse_payload`` (the contract's validation errors as ``InvalidEvent``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from keyfan.envelope import RecordMetadata
+from keyfan.exceptions import InvalidEvent
 
 State = dict[str, Any]
+FOREIGN_EVENTS = "foreign_events"
+Payload = TypeVar("Payload", bound=BaseModel)
 
 
 class DomainHandler(Protocol):
@@ -42,3 +50,21 @@ class DomainHandler(Protocol):
     def hint(self, metadata: RecordMetadata, data: Mapping[str, Any]) -> Mapping[str, str]:
         """Masked values a person may see in a DEBUG log line (``keyfan.masking``); never plaintext."""
         ...
+
+
+def count_foreign(state: State, department: str) -> State:
+    """A record of another department that IAM let this consumer read: not ours to aggregate, so it is
+    only counted, in ``state["foreign_events"]`` by its department. Returns a new state."""
+    foreign = dict(state[FOREIGN_EVENTS])
+    foreign[department] = foreign.get(department, 0) + 1
+    return {**state, FOREIGN_EVENTS: foreign}
+
+
+def parse_payload(model: type[Payload], data: Mapping[str, Any], what: str) -> Payload:
+    """``data`` as the department's payload ``model``; ``InvalidEvent("invalid_payload")`` if it breaks
+    the contract. Only the failing fields' locations reach the message, never their values."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+        raise InvalidEvent("invalid_payload", f"{what} fails the contract at {fields}") from None

@@ -4,43 +4,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from keyfan.consumer.outcomes import Outcome
-
-
-class _LiveCollector(Collector):
-    """KMS calls and remembered denials are owned by other objects; read them at scrape time."""
-
-    def __init__(
-        self,
-        department: str,
-        kms_calls: Callable[[], Mapping[str, int]],
-        denied_keys: Callable[[], int],
-    ) -> None:
-        self._department = department
-        self._kms_calls = kms_calls
-        self._denied_keys = denied_keys
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        calls = CounterMetricFamily(
-            "keyfan_consumer_kms_calls",
-            "KMS API calls made by this consumer",
-            labels=["department", "operation"],
-        )
-        for operation, count in sorted(self._kms_calls().items()):
-            calls.add_metric([self._department, operation], count)
-        yield calls
-        denied = GaugeMetricFamily(
-            "keyfan_consumer_denied_keys", "KMS keys currently remembered as denied", labels=["department"]
-        )
-        denied.add_metric([self._department], self._denied_keys())
-        yield denied
+from keyfan.metrics import KmsCallsCollector
 
 
 class ConsumerMetrics:
@@ -74,9 +44,23 @@ class ConsumerMetrics:
         self._kms_calls: Callable[[], Mapping[str, int]] = dict
 
     def watch(self, kms_calls: Callable[[], Mapping[str, int]], denied_keys: Callable[[], int]) -> None:
-        """Expose figures owned elsewhere (the decryptor's KMS observer, the denial memory)."""
+        """Expose figures owned elsewhere (the decryptor's KMS observer, the denial memory), read at
+        scrape time."""
         self._kms_calls = kms_calls
-        self.registry.register(_LiveCollector(self.department, kms_calls, denied_keys))
+        self.registry.register(
+            KmsCallsCollector(
+                kms_calls,
+                name="keyfan_consumer_kms_calls",
+                documentation="KMS API calls made by this consumer",
+                labels={"department": self.department},
+            )
+        )
+        Gauge(
+            "keyfan_consumer_denied_keys",
+            "KMS keys currently remembered as denied",
+            ["department"],
+            registry=self.registry,
+        ).labels(self.department).set_function(denied_keys)
 
     def outcome(self, outcome: Outcome, reason: str) -> None:
         self._records.labels(self.department, outcome.value, reason).inc()

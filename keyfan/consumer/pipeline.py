@@ -46,14 +46,19 @@ from keyfan.exceptions import (
     TamperedMessage,
 )
 from keyfan.models import entity_key_of
+from keyfan.retry import RetryPolicy
 from keyfan.routing import partition_for
 
 logger = logging.getLogger("keyfan.consumer")
 
 T = TypeVar("T")
-Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
+# Headers as Faust hands them over, untrusted (``keyfan.envelope.Headers`` is what the owner writes).
+RawHeaders = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
 Sleep = Callable[[float], Awaitable[None]]
 RunBlocking = Callable[[Callable[[bytes], Decrypted], bytes], Awaitable[Decrypted]]
+
+# Outages retried in place without a count limit (the record must not be skipped), no jitter (one agent).
+DEFAULT_RETRY = RetryPolicy(initial_seconds=0.2, max_seconds=5.0)
 
 REDELIVERED = Classification(Outcome.DUPLICATE, "redelivered")
 DUPLICATE_EVENT = Classification(Outcome.DUPLICATE, "duplicate_event")
@@ -68,7 +73,7 @@ class RawRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Headers
+    headers: RawHeaders
 
 
 class _RememberedDenial(AccessDenied):
@@ -79,19 +84,6 @@ class DeadLetterSink(Protocol):
     async def publish(self, record: RawRecord, reason: str) -> None:
         """Send the raw record to the DLQ with metadata headers; raises ``PublishFailed`` on failure."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff for in-place retries. Outages are retried without a count limit (the record
-    must not be skipped); an unexpected error only ``max_unexpected_attempts`` times (it must not stall)."""
-
-    initial_seconds: float = 0.2
-    max_seconds: float = 5.0
-    max_unexpected_attempts: int = 3
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.max_seconds, self.initial_seconds * 2 ** max(0, attempt - 1)))
 
 
 async def _to_thread(fn: Callable[[bytes], Decrypted], value: bytes) -> Decrypted:
@@ -133,7 +125,7 @@ class RecordPipeline:
         self.dead_letters = dead_letters
         self.denials = denials
         self.metrics = metrics
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
         self.events = EventWindow(store, lambda p: _window_share(registry, p, dedupe_window_events))
         # Lowest offset that still exists per partition (the log start), learnt when the consumer seeks.
         self.log_start: dict[int, int] = {}

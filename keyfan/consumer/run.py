@@ -16,6 +16,7 @@ from keyfan.consumer.app import create_consumer_app
 from keyfan.consumer.handler import DomainHandler
 from keyfan.logs import logging_config
 from keyfan.settings import ConsumerSettings
+from keyfan.worker import run_worker
 
 
 def load_settings(default_department: str, **overrides: Any) -> ConsumerSettings:
@@ -25,16 +26,14 @@ def load_settings(default_department: str, **overrides: Any) -> ConsumerSettings
     return ConsumerSettings(department=department, **given)
 
 
-def run_worker(
+def run_consumer(
     settings: ConsumerSettings,
     handler: DomainHandler,
     loglevel: str = "INFO",
     library_loglevel: str | None = None,
 ) -> None:
     """Start a Faust worker for this consumer and block until it stops (SIGTERM/SIGINT)."""
-    from keyfan.worker import run_worker as run_faust_worker
-
-    run_faust_worker(
+    run_worker(
         create_consumer_app(settings, handler),
         data_dir=settings.data_dir / settings.consumer_group,
         loglevel=loglevel,
@@ -67,7 +66,7 @@ def consumer_command(default_department: str, handler_factory: Callable[[], Doma
         settings = load_settings(
             default_department, own_partitions=own_partitions, web_port=web_port, group_id=group_id
         )
-        run_worker(settings, handler_factory(), loglevel, library_loglevel)
+        run_consumer(settings, handler_factory(), loglevel, library_loglevel)
 
     return command
 

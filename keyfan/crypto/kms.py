@@ -18,7 +18,7 @@ import io
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import aws_encryption_sdk
 import botocore.session
@@ -46,6 +46,7 @@ from keyfan.exceptions import (
     KeyServiceUnavailable,
     TamperedMessage,
 )
+from keyfan.settings import SuiteName
 
 SUITES: dict[str, Algorithm] = {
     # Signed: a consumer holding the data key still cannot forge a message (encryptors and decryptors
@@ -54,7 +55,6 @@ SUITES: dict[str, Algorithm] = {
     # Unsigned: about 3-4x faster, but anyone who can decrypt could also produce a valid message.
     "unsigned": Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
 }
-SuiteName = Literal["signed", "unsigned"]
 # A message naming more keys than this is rejected before any KMS call (denial-of-service guard).
 MAX_ENCRYPTED_DATA_KEYS = 4
 

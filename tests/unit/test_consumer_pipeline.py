@@ -12,12 +12,13 @@ import pytest
 from keyfan.consumer.denials import DenialMemory
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Outcome
-from keyfan.consumer.pipeline import RawRecord, RecordPipeline, RetryPolicy
+from keyfan.consumer.pipeline import RawRecord, RecordPipeline
 from keyfan.consumer.position import POSITION, Gap
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT, H_EVENT_ID, RecordMetadata
 from keyfan.exceptions import Interrupted
 from keyfan.generation import generate_events
+from keyfan.retry import RetryPolicy
 from sales_consumer import SalesHandler
 from tests.factories import (
     REPO,

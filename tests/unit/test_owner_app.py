@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from keyfan.crypto import KmsObserver
-from keyfan.metrics import OwnerMetrics
+from keyfan.owner import OwnerMetrics, OwnerService, create_owner_app
 from keyfan.settings import OwnerSettings
-from owner_service.app import OwnerService, create_app
 
 
 def _settings(**overrides) -> OwnerSettings:
@@ -13,7 +12,7 @@ def _settings(**overrides) -> OwnerSettings:
 
 
 def test_app_is_configured_for_at_least_once_on_tansu():
-    app = create_app(
+    app = create_owner_app(
         _settings(bootstrap_servers="127.0.0.1:19092", broker_session_timeout=3.0, web_port=7001)
     )
     assert app.conf.producer_acks == -1
@@ -30,7 +29,7 @@ async def test_metrics_page_serves_prometheus_text_including_kms_calls():
     observer.calls["GenerateDataKey"] += 2
     metrics.watch_kms(observer)
     metrics.published.labels("sales", "1").inc()
-    app = create_app(_settings(), metrics=metrics)
+    app = create_owner_app(_settings(), metrics=metrics)
     view_class = type(app.web.views["/metrics"])
     view = view_class(app, app.web)
     response = await view.get(None)  # type: ignore[arg-type]

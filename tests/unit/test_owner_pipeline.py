@@ -23,9 +23,16 @@ from keyfan.envelope import (
 )
 from keyfan.exceptions import AccessDenied, KeyServiceUnavailable, PublishFailed, QueueUnavailable
 from keyfan.generation import generate_events, to_message_body
-from keyfan.metrics import OwnerMetrics
 from keyfan.models import entity_key
-from keyfan.owner import Outcome, OwnerPipeline, OwnerRunner, RetryPolicy, accounted, key_arns_for
+from keyfan.owner import (
+    MessageOutcome,
+    OwnerMetrics,
+    OwnerPipeline,
+    OwnerRunner,
+    RetryPolicy,
+    accounted,
+    key_arns_for,
+)
 from keyfan.routing import partition_for, record_key
 from keyfan.settings import OwnerSettings
 from keyfan.sqs import QueueMessage
@@ -145,6 +152,7 @@ def _pipeline(
             max_seconds=0.002,
             max_attempts=max_attempts,
             max_unexpected_attempts=max_unexpected_attempts,
+            jitter=True,
         ),
         metrics=OwnerMetrics(),
     )
@@ -168,7 +176,7 @@ async def test_valid_event_is_encrypted_published_to_its_partition_then_deleted(
     (event,) = generate_events(1, ["finance"], seed=1)
     pipeline, queue, publisher = _pipeline()
     outcome = await pipeline.handle(_message(to_message_body(event)))
-    assert outcome is Outcome.PUBLISHED
+    assert outcome is MessageOutcome.PUBLISHED
     (record,) = publisher.records
     finance = REGISTRY.get("finance")
     assert (
@@ -197,7 +205,7 @@ async def test_the_content_header_says_what_the_encryptor_wrote():
 
     (event,) = generate_events(1, ["sales"], seed=2)
     pipeline, _, publisher = _pipeline(encryptor=LabellingEncryptor())
-    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    assert await pipeline.handle(_message(to_message_body(event))) is MessageOutcome.PUBLISHED
     (record,) = publisher.records
     assert dict(record.headers)[H_CONTENT] == b"plaintext"
 
@@ -223,7 +231,7 @@ async def test_invalid_messages_are_dead_lettered_with_reason_and_never_publishe
     elif body == "BAD_PAYLOAD":
         body = json.dumps({**good, "data": {"order_id": "o"}})
     pipeline, queue, publisher = _pipeline()
-    assert await pipeline.handle(_message(body)) is Outcome.DEAD_LETTERED
+    assert await pipeline.handle(_message(body)) is MessageOutcome.DEAD_LETTERED
     assert queue.dead == [("m0", reason, body)]
     assert queue.deleted == ["m0"]
     assert publisher.records == []
@@ -235,7 +243,7 @@ async def test_invalid_messages_are_dead_lettered_with_reason_and_never_publishe
 
 async def test_dlq_unavailable_keeps_the_message():
     pipeline, queue, _ = _pipeline(queue=FakeQueue(fail_dlq=True))
-    assert await pipeline.handle(_message("{bad")) is Outcome.RELEASED
+    assert await pipeline.handle(_message("{bad")) is MessageOutcome.RELEASED
     assert queue.deleted == [] and len(queue.visibility) == 1
 
 
@@ -247,7 +255,7 @@ async def test_transient_failure_is_retried_in_process_until_it_succeeds(error):
     encryptor = FakeEncryptor([error] if isinstance(error, KeyServiceUnavailable) else [])
     publisher = FakePublisher([error] if isinstance(error, PublishFailed) else [])
     pipeline, queue, _ = _pipeline(encryptor, publisher)
-    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    assert await pipeline.handle(_message(to_message_body(event))) is MessageOutcome.PUBLISHED
     # Its visibility was extended while it waited, and it was deleted once published
     assert [mid for mid, _ in queue.visibility] == ["m0"] and queue.visibility[0][1] >= 30
     assert queue.deleted == ["m0"] and len(publisher.records) == 1
@@ -264,7 +272,7 @@ async def test_transient_failure_that_persists_is_released_not_deleted(error, ca
         pipeline, queue, publisher = _pipeline(encryptor=FakeEncryptor(errors), max_attempts=3)
     else:
         pipeline, queue, publisher = _pipeline(publisher=FakePublisher(errors), max_attempts=3)
-    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.RELEASED
+    assert await pipeline.handle(_message(to_message_body(event))) is MessageOutcome.RELEASED
     assert queue.deleted == [] and publisher.records == []
     assert pipeline.metrics.registry.get_sample_value("keyfan_owner_released_total", {"cause": cause}) == 1
     assert accounted(pipeline.metrics.snapshot())
@@ -277,7 +285,7 @@ async def test_access_denied_is_released_for_redrive_and_not_retried_in_process(
     )
     encryptor = FakeEncryptor([denied, denied])
     pipeline, queue, publisher = _pipeline(encryptor=encryptor)
-    assert await pipeline.handle(_message(to_message_body(event), receive_count=2)) is Outcome.RELEASED
+    assert await pipeline.handle(_message(to_message_body(event), receive_count=2)) is MessageOutcome.RELEASED
     assert len(encryptor.errors) == 1  # tried once
     assert queue.deleted == [] and queue.dead == [] and publisher.records == []
     assert any(r.levelname == "ERROR" and "denied" in r.getMessage() for r in caplog.records)
@@ -286,7 +294,7 @@ async def test_access_denied_is_released_for_redrive_and_not_retried_in_process(
 async def test_published_but_delete_failed_is_still_published_and_counted():
     (event,) = generate_events(1, ["sales"], seed=6)
     pipeline, _queue, publisher = _pipeline(queue=FakeQueue(fail_delete=True))
-    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    assert await pipeline.handle(_message(to_message_body(event))) is MessageOutcome.PUBLISHED
     assert len(publisher.records) == 1
     assert pipeline.metrics.registry.get_sample_value("keyfan_owner_delete_failures_total") == 1
 
@@ -317,7 +325,7 @@ async def test_an_unexpected_error_is_retried_n_times_then_dead_lettered_with_it
     # When: the message is handled once (its first receive)
     outcome = await pipeline.handle(_message(body))
     # Then: it was attempted exactly 3 times, then copied to the DLQ with the error's type and deleted
-    assert outcome is Outcome.DEAD_LETTERED
+    assert outcome is MessageOutcome.DEAD_LETTERED
     assert 10 - len(encryptor.errors) == 3
     assert queue.dead == [("m0", "unexpected_ZeroDivisionError", body)]
     assert queue.deleted == ["m0"] and publisher.records == []
@@ -345,7 +353,7 @@ async def test_an_unexpected_error_from_the_publisher_counts_towards_the_same_bo
     publisher = FakePublisher([ZeroDivisionError()] * 5)
     pipeline, queue, _ = _pipeline(publisher=publisher, max_unexpected_attempts=2)
     # When
-    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.DEAD_LETTERED
+    assert await pipeline.handle(_message(to_message_body(event))) is MessageOutcome.DEAD_LETTERED
     # Then: published 2 times (both failed), then dead-lettered and deleted
     assert 5 - len(publisher.errors) == 2 and publisher.records == []
     assert [(mid, reason) for mid, reason, _ in queue.dead] == [("m0", "unexpected_ZeroDivisionError")]
@@ -358,7 +366,7 @@ async def test_an_unexpected_error_that_clears_within_the_bound_is_published():
     (event,) = generate_events(1, ["sales"], seed=7)
     pipeline, queue, publisher = _pipeline(encryptor=FakeEncryptor([RuntimeError("bug")]))
     # When
-    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    assert await pipeline.handle(_message(to_message_body(event))) is MessageOutcome.PUBLISHED
     # Then: published once, deleted, nothing dead-lettered
     assert len(publisher.records) == 1 and queue.deleted == ["m0"] and queue.dead == []
     assert _counts(pipeline) == (1, 1, 0, 0, 0)
@@ -370,7 +378,7 @@ async def test_outages_are_not_counted_towards_the_unexpected_bound():
     encryptor = FakeEncryptor([KeyServiceUnavailable("down")] * 5)
     pipeline, queue, publisher = _pipeline(encryptor=encryptor, max_attempts=None, max_unexpected_attempts=1)
     # When
-    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.PUBLISHED
+    assert await pipeline.handle(_message(to_message_body(event))) is MessageOutcome.PUBLISHED
     # Then: retried through the outage and published, never dead-lettered
     assert encryptor.errors == [] and len(publisher.records) == 1 and queue.dead == []
     assert _counts(pipeline) == (1, 1, 0, 0, 0)
@@ -388,7 +396,7 @@ async def test_unexpected_error_never_escapes_even_when_dead_lettering_it_fails_
         encryptor=FakeEncryptor([ZeroDivisionError()] * 5), queue=queue, max_unexpected_attempts=2
     )
     # When
-    assert await pipeline.handle(_message(to_message_body(event))) is Outcome.RELEASED
+    assert await pipeline.handle(_message(to_message_body(event))) is MessageOutcome.RELEASED
     # Then: the last resort keeps it in SQS for a later receive
     assert queue.deleted == [] and queue.dead == []
     assert _counts(pipeline) == (1, 0, 0, 1, 0)
@@ -399,13 +407,13 @@ async def test_stop_releases_a_message_waiting_for_an_unexpected_retry():
     # Given: a bug on every encrypt and a long backoff
     (event,) = generate_events(1, ["sales"], seed=7)
     pipeline, queue, _ = _pipeline(encryptor=FakeEncryptor([ZeroDivisionError()] * 5))
-    pipeline.retry = RetryPolicy(initial_seconds=30, max_seconds=30, max_unexpected_attempts=3)
+    pipeline.retry = RetryPolicy(initial_seconds=30, max_seconds=30, max_unexpected_attempts=3, jitter=True)
     task = asyncio.create_task(pipeline.handle(_message(to_message_body(event))))
     await asyncio.sleep(0.05)
     # When: the service stops during the wait
     pipeline.stop()
     # Then: released at once for the next worker, not dead-lettered
-    assert await asyncio.wait_for(task, 2) is Outcome.RELEASED
+    assert await asyncio.wait_for(task, 2) is MessageOutcome.RELEASED
     assert queue.visibility[-1] == ("m0", 0) and queue.dead == []
     assert _counts(pipeline) == (1, 0, 0, 1, 0)
 
@@ -421,7 +429,7 @@ async def test_an_unexpected_delete_failure_after_publish_neither_hangs_nor_repu
     # When
     outcome = await asyncio.wait_for(pipeline.handle(_message(to_message_body(event))), 2)
     # Then: published once; undeleted, so SQS redelivers it (at-least-once), never dead-lettered
-    assert outcome is Outcome.PUBLISHED and len(publisher.records) == 1 and queue.dead == []
+    assert outcome is MessageOutcome.PUBLISHED and len(publisher.records) == 1 and queue.dead == []
     assert pipeline.metrics.registry.get_sample_value("keyfan_owner_delete_failures_total") == 1
     assert _counts(pipeline) == (1, 1, 0, 0, 0)
 
@@ -454,7 +462,7 @@ async def test_pathological_bodies_are_dead_lettered_with_a_reason_on_first_rece
     encryptor = FakeEncryptor()
     pipeline, queue, publisher = _pipeline(encryptor=encryptor, max_body_bytes=256 * 1024)
     # When: received for the first time
-    assert await pipeline.handle(_message(body)) is Outcome.DEAD_LETTERED
+    assert await pipeline.handle(_message(body)) is MessageOutcome.DEAD_LETTERED
     # Then: dead-lettered with its reason at once, never retried, encrypted or published
     assert queue.dead == [("m0", reason, body)] and queue.deleted == ["m0"]
     assert queue.visibility == [] and encryptor.contexts == [] and publisher.records == []
@@ -499,11 +507,11 @@ async def test_stop_releases_a_message_waiting_for_a_retry_at_once():
     pipeline, queue, _ = _pipeline(
         encryptor=FakeEncryptor([KeyServiceUnavailable("down")] * 100), max_attempts=None
     )
-    pipeline.retry = RetryPolicy(initial_seconds=30, max_seconds=30)
+    pipeline.retry = RetryPolicy(initial_seconds=30, max_seconds=30, jitter=True)
     task = asyncio.create_task(pipeline.handle(_message(to_message_body(event))))
     await asyncio.sleep(0.05)
     pipeline.stop()
-    assert await asyncio.wait_for(task, 2) is Outcome.RELEASED
+    assert await asyncio.wait_for(task, 2) is MessageOutcome.RELEASED
     assert queue.visibility[-1] == ("m0", 0)  # visible again now, for the next worker
 
 

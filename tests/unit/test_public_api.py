@@ -26,3 +26,11 @@ def test_exceptions_share_one_root() -> None:
 
 def test_version_matches_the_distribution() -> None:
     assert keyfan.__version__ == importlib.metadata.version("keyfan")
+
+
+def test_the_service_packages_export_what_they_list() -> None:
+    import keyfan.consumer
+    import keyfan.owner
+
+    for package in (keyfan.owner, keyfan.consumer):
+        assert [name for name in package.__all__ if getattr(package, name, None) is None] == []

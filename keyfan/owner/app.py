@@ -1,4 +1,4 @@
-"""The owner service's Faust app: wiring only (settings -> adapters -> ``keyfan.owner`` pipeline).
+"""The owner's Faust app factory: wiring only (settings -> adapters -> ``keyfan.owner.pipeline``).
 
 The app consumes nothing (``producer_only``); it is a Faust worker so that it shares the producer, the web
 server (for ``/metrics``), signal handling and lifecycle of every other Keyfan service. SQS polling runs as a Faust
@@ -25,8 +25,11 @@ from keyfan.crypto import KmsObserver, StrictKmsEncryptor
 from keyfan.envelope import Headers
 from keyfan.exceptions import PublishFailed
 from keyfan.kafka_auth import broker_credentials
-from keyfan.metrics import OwnerMetrics, expose_metrics
-from keyfan.owner import OwnerPipeline, OwnerRunner, RetryPolicy, key_arns_for
+from keyfan.metrics import expose_metrics
+from keyfan.owner.metrics import OwnerMetrics
+from keyfan.owner.pipeline import OwnerPipeline, key_arns_for
+from keyfan.owner.runner import OwnerRunner
+from keyfan.retry import RetryPolicy
 from keyfan.settings import OwnerSettings
 from keyfan.sqs import SqsQueue
 
@@ -109,9 +112,10 @@ class OwnerService(mode.Service):
             max_body_bytes=settings.max_body_bytes,
             visibility_timeout=settings.visibility_timeout_seconds,
             retry=RetryPolicy(
-                settings.retry_initial_seconds,
-                settings.retry_max_seconds,
+                initial_seconds=settings.retry_initial_seconds,
+                max_seconds=settings.retry_max_seconds,
                 max_unexpected_attempts=settings.unexpected_max_attempts,
+                jitter=True,
             ),
             metrics=self.metrics,
         )
@@ -150,7 +154,7 @@ class OwnerService(mode.Service):
         log.info("owner stopped", extra={"drained": finished, **self.metrics.snapshot()})
 
 
-def create_app(settings: OwnerSettings, *, metrics: OwnerMetrics | None = None) -> faust.App:
+def create_owner_app(settings: OwnerSettings, *, metrics: OwnerMetrics | None = None) -> faust.App:
     """The owner's Faust app. No I/O here: AWS clients are built when the worker starts."""
     # One identity for KMS, SQS and (on MSK) the broker; the role is assumed lazily, on first use.
     core = botocore_session_for(settings, session_name=None)

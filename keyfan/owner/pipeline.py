@@ -24,19 +24,14 @@ Counting, at every moment: received = published + dead-lettered + released + in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 import traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 from keyfan.crypto import Encryptor
 from keyfan.departments import DepartmentRegistry
-from keyfan.envelope import Headers, RecordMetadata, encryption_context, seal
+from keyfan.envelope import RecordMetadata, encryption_context, seal
 from keyfan.exceptions import (
     AccessDenied,
     InvalidEvent,
@@ -44,41 +39,27 @@ from keyfan.exceptions import (
     PublishFailed,
     QueueUnavailable,
 )
-from keyfan.metrics import OwnerMetrics
 from keyfan.models import entity_key
+from keyfan.owner.deletes import DeleteBatcher
+from keyfan.owner.metrics import OwnerMetrics
+from keyfan.owner.ports import DeadLetterQueue, Publisher, WorkQueue
+from keyfan.retry import RetryPolicy
 from keyfan.routing import partition_for, record_key
 from keyfan.sqs import QueueMessage
 from keyfan.validation import parse_event
 
 log = logging.getLogger("keyfan.owner")
 
+# Pollers retry with jitter so that many of them do not wake together.
+DEFAULT_RETRY = RetryPolicy(initial_seconds=0.5, max_seconds=15.0, jitter=True)
 
-class Outcome(StrEnum):
+
+class MessageOutcome(StrEnum):
+    """What became of one SQS message in this worker."""
+
     PUBLISHED = "published"
     DEAD_LETTERED = "dead_lettered"
     RELEASED = "released"  # left in SQS for a later retry (transient failure, denial or shutdown)
-
-
-class Publisher(Protocol):
-    async def publish(self, *, topic: str, partition: int, key: bytes, value: bytes, headers: Headers) -> int:
-        """Send one record and wait for the broker's acknowledgement; the offset. Raises ``PublishFailed``."""
-        ...
-
-
-class WorkQueue(Protocol):
-    def receive(
-        self, *, max_messages: int = 10, wait_seconds: int = 2, visibility_timeout: int | None = None
-    ) -> list[QueueMessage]: ...
-
-    def delete(self, message: QueueMessage) -> None: ...
-
-    def delete_batch(self, messages: Sequence[QueueMessage]) -> dict[str, str]: ...
-
-    def change_visibility(self, message: QueueMessage, seconds: int) -> None: ...
-
-
-class DeadLetterQueue(Protocol):
-    def send_dead_letter(self, message: QueueMessage, *, reason: str) -> str: ...
 
 
 def key_arns_for(
@@ -86,74 +67,6 @@ def key_arns_for(
 ) -> dict[str, str]:
     """Each department's key as the ARN of its alias (what the strict encryptor and IAM policies name)."""
     return {dept.name: f"arn:{partition}:kms:{region}:{account}:{dept.key_alias}" for dept in registry}
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    initial_seconds: float = 0.5
-    max_seconds: float = 15.0
-    # None: retry transient failures in-process until they succeed or the service stops.
-    max_attempts: int | None = None
-    # Tries of a message whose handling raised something unexpected (a bug, not an outage) before it is
-    # dead-lettered with reason ``unexpected_<ExceptionType>``.
-    max_unexpected_attempts: int = 3
-
-    def delay(self, attempt: int) -> float:
-        """Full-jitter exponential backoff for the ``attempt``-th retry (1-based)."""
-        ceiling = min(self.max_seconds, self.initial_seconds * 2 ** max(0, attempt - 1))
-        return ceiling * (0.5 + random.random() / 2)
-
-
-class DeleteBatcher:
-    """Coalesces concurrent deletes into ``DeleteMessageBatch`` calls (up to 10, or what arrived within
-    ``linger_seconds``): one SQS request per batch instead of one per message. Each caller still awaits
-    its own message's result, so "delete only after the broker's ack" holds per message.
-    """
-
-    def __init__(self, queue: WorkQueue, *, linger_seconds: float = 0.01, max_batch: int = 10) -> None:
-        self._queue = queue
-        self._linger = linger_seconds
-        self._max = max_batch
-        self._pending: list[tuple[QueueMessage, asyncio.Future[None]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._sending: set[asyncio.Task[None]] = set()
-
-    async def delete(self, message: QueueMessage) -> None:
-        """Returns once SQS deleted ``message``; raises ``QueueUnavailable`` if it did not."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((message, future))
-        if len(self._pending) >= self._max:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self._linger, self._flush)
-        await future
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        while self._pending:
-            batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-            task = asyncio.ensure_future(self._send(batch))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-
-    async def _send(self, batch: list[tuple[QueueMessage, asyncio.Future[None]]]) -> None:
-        try:
-            failed = await asyncio.to_thread(self._queue.delete_batch, [message for message, _ in batch])
-        except Exception as exc:  # QueueUnavailable, or a bug: every waiting caller gets it, none hangs
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for message, future in batch:
-            if future.done():
-                continue
-            if message.message_id in failed:
-                future.set_exception(QueueUnavailable(f"delete refused: {failed[message.message_id]}"))
-            else:
-                future.set_result(None)
 
 
 class OwnerPipeline:
@@ -181,7 +94,7 @@ class OwnerPipeline:
         self.topic = topic
         self.max_body_bytes = max_body_bytes
         self.visibility_timeout = visibility_timeout
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
         self.metrics = metrics or OwnerMetrics()
         self._stopping = asyncio.Event()
         # One encrypt at a time per department: concurrent encrypts on a cold (or expired) data-key cache
@@ -197,7 +110,7 @@ class OwnerPipeline:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    async def handle(self, message: QueueMessage) -> Outcome:
+    async def handle(self, message: QueueMessage) -> MessageOutcome:
         """Take one message to a final outcome for this worker; never raises."""
         m = self.metrics
         m.received.inc()
@@ -205,7 +118,7 @@ class OwnerPipeline:
             m.redelivered.inc()
         m.in_flight.inc()
         started = time.monotonic()
-        outcome = Outcome.RELEASED
+        outcome = MessageOutcome.RELEASED
         try:
             outcome = await self._handle_bounded(message)
         except Exception as exc:  # last resort (dead-lettering it failed too): it stays in SQS
@@ -219,7 +132,7 @@ class OwnerPipeline:
             m.latency.labels(outcome.value).observe(time.monotonic() - started)
         return outcome
 
-    async def _handle_bounded(self, message: QueueMessage) -> Outcome:
+    async def _handle_bounded(self, message: QueueMessage) -> MessageOutcome:
         """``_handle``, with an unexpected exception retried in-process a bounded number of times.
 
         Outages are Keyfan errors handled (without bound) inside ``_handle``; anything else escaping it is
@@ -245,9 +158,9 @@ class OwnerPipeline:
             )
             if self.stopping or not await self._wait_extending(message, delay):
                 await self._release(message, "error", 0)
-                return Outcome.RELEASED
+                return MessageOutcome.RELEASED
 
-    async def _handle(self, message: QueueMessage) -> Outcome:
+    async def _handle(self, message: QueueMessage) -> MessageOutcome:
         try:
             event = parse_event(message.body, self.registry, max_bytes=self.max_body_bytes)
         except InvalidEvent as exc:
@@ -295,7 +208,7 @@ class OwnerPipeline:
                     },
                 )
                 await self._release(message, "access_denied", self.retry.delay(message.receive_count))
-                return Outcome.RELEASED
+                return MessageOutcome.RELEASED
             except (KeyServiceUnavailable, PublishFailed) as exc:
                 cause = "kms_unavailable" if isinstance(exc, KeyServiceUnavailable) else "publish_failed"
                 exhausted = self.retry.max_attempts is not None and attempt >= self.retry.max_attempts
@@ -312,10 +225,10 @@ class OwnerPipeline:
                 )
                 if exhausted or self.stopping:
                     await self._release(message, cause, 0 if self.stopping else delay)
-                    return Outcome.RELEASED
+                    return MessageOutcome.RELEASED
                 if not await self._wait_extending(message, delay):
                     await self._release(message, cause, 0)
-                    return Outcome.RELEASED
+                    return MessageOutcome.RELEASED
         # Published but not deleted: SQS will redeliver it and it will be published twice (at-least-once).
         await self._delete_final(message, "publish")
         self.metrics.published.labels(department.name, str(partition)).inc()
@@ -328,7 +241,7 @@ class OwnerPipeline:
                 "offset": offset,
             },
         )
-        return Outcome.PUBLISHED
+        return MessageOutcome.PUBLISHED
 
     async def _wait_extending(self, message: QueueMessage, delay: float) -> bool:
         """Sleep ``delay`` (interrupted by stop) after extending the message's visibility past it.
@@ -349,17 +262,17 @@ class OwnerPipeline:
             return True
         return False
 
-    async def _dead_letter(self, message: QueueMessage, reason: str) -> Outcome:
+    async def _dead_letter(self, message: QueueMessage, reason: str) -> MessageOutcome:
         """Copy the message to the DLQ with ``reason``, then delete it (the caller logs why)."""
         try:
             await asyncio.to_thread(self.dead_letters.send_dead_letter, message, reason=reason)
         except QueueUnavailable as error:
             log.error("DLQ send failed", extra={"message_id": message.message_id, "error": str(error)})
             await self._release(message, "dlq_unavailable", self.retry.delay(message.receive_count))
-            return Outcome.RELEASED
+            return MessageOutcome.RELEASED
         await self._delete_final(message, "dead-letter")
         self.metrics.dead_lettered.labels(reason).inc()
-        return Outcome.DEAD_LETTERED
+        return MessageOutcome.DEAD_LETTERED
 
     async def _delete_final(self, message: QueueMessage, after: str) -> None:
         """Delete a message whose outcome is final; never raises. Undeleted, SQS redelivers it."""
@@ -397,83 +310,3 @@ def _error_metadata(exc: BaseException) -> dict[str, str]:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "unknown"
     return {"error_type": type(exc).__name__, "where": where}
-
-
-class OwnerRunner:
-    """``concurrency`` long-poll loops feeding the pipeline; ``drain`` stops them and lets work finish."""
-
-    def __init__(
-        self,
-        pipeline: OwnerPipeline,
-        queue: WorkQueue,
-        *,
-        concurrency: int = 4,
-        wait_seconds: int = 2,
-        batch_size: int = 10,
-        visibility_timeout: int | None = None,
-    ) -> None:
-        self.pipeline = pipeline
-        self.queue = queue
-        self.concurrency = concurrency
-        self.wait_seconds = wait_seconds
-        self.batch_size = batch_size
-        self.visibility_timeout = visibility_timeout
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.ensure_future(self.run())
-        return self._task
-
-    async def run(self) -> None:
-        await asyncio.gather(*(self._poll(index) for index in range(self.concurrency)))
-
-    async def _poll(self, index: int) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            try:
-                messages = await asyncio.to_thread(
-                    self.queue.receive,
-                    max_messages=self.batch_size,
-                    wait_seconds=self.wait_seconds,
-                    visibility_timeout=self.visibility_timeout,
-                )
-            except QueueUnavailable as exc:
-                failures += 1
-                self.pipeline.metrics.poll_errors.inc()
-                log.warning("SQS receive failed", extra={"poller": index, "error": str(exc)})
-                await self._sleep(self.pipeline.retry.delay(failures))
-                continue
-            failures = 0
-            self.pipeline.metrics.receive_latency.observe(time.monotonic() - started)
-            if messages:
-                # Received work is always finished (or released), even if a stop arrived meanwhile.
-                await asyncio.gather(*(self.pipeline.handle(message) for message in messages))
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-
-    async def drain(self, grace_seconds: float) -> bool:
-        """Stop polling and wait up to ``grace_seconds`` for in-flight messages; True if all finished."""
-        self._stopping.set()
-        self.pipeline.stop()
-        if self._task is None:
-            return True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_seconds)
-        except TimeoutError:
-            log.error("shutdown timed out with work in flight; SQS will redeliver it")
-            return False
-        return True
-
-    def stats(self) -> Mapping[str, int]:
-        return self.pipeline.metrics.snapshot()
-
-
-def accounted(snapshot: Mapping[str, int]) -> bool:
-    """The accounting identity holds for a metrics snapshot."""
-    return snapshot["received"] == (
-        snapshot["published"] + snapshot["dead_lettered"] + snapshot["released"] + snapshot["in_flight"]
-    )
