@@ -3,16 +3,20 @@
 Powertools for logs (JSON, correlation id = the request id), metrics (EMF, one ``events`` metric per
 department) and tracing; the input is parsed with a pydantic model. Dependencies (the SQS adapter and the
 registry) are built lazily on first use, never at import, and ``make_handler`` takes a factory for them so
-the ``keyfan generate`` command and tests run this very handler with their own.
+tests run this very handler with their own. ``run_locally`` runs it outside Lambda: the ``keyfan generate``
+command finds it through the ``keyfan.generators`` entry point (``keyfan.plugins``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -26,6 +30,7 @@ from keyfan.exceptions import ConfigError
 from keyfan.generation import generate_events, to_message_body
 from keyfan.settings import GeneratorSettings
 from keyfan.sqs import ATTR_CORRELATION_ID, ATTR_DEPARTMENT, OutgoingMessage, SqsQueue
+from lambda_generator.context import LocalLambdaContext
 
 SERVICE = "keyfan-generator"
 MAX_COUNT = 100_000
@@ -140,3 +145,15 @@ def make_handler(
 
 # The Lambda entry point (``lambda_generator.handler.lambda_handler``); builds nothing until invoked.
 lambda_handler = make_handler()
+
+
+def run_locally(event: Mapping[str, Any], settings: GeneratorSettings) -> dict[str, Any]:
+    """This handler outside Lambda, under ``settings`` (queue and role), with a Lambda-like context.
+
+    stdout stays the caller's (``keyfan generate`` prints the result there): Powertools' JSON logs and EMF
+    metrics go to stderr.
+    """
+    cast(logging.StreamHandler[Any], logger.logger_handler).setStream(sys.stderr)
+    handler = make_handler(lambda: default_dependencies(settings))
+    with contextlib.redirect_stdout(sys.stderr):
+        return handler(dict(event), LocalLambdaContext())  # type: ignore[arg-type]

@@ -21,9 +21,9 @@ import pytest
 
 from keyfan.crypto import StrictKmsEncryptor
 from keyfan.departments import DepartmentRegistry
-from keyfan.local import LocalStack
-from keyfan.local.processes import is_our_process, pid_alive, terminate
-from keyfan.local.services import ServiceProcess
+from keyfan_tools.local import LocalStack
+from keyfan_tools.local.processes import is_our_process, pid_alive, terminate
+from keyfan_tools.local.services import ServiceProcess
 from tests.e2e.consumer_kit import World
 
 REPO = Path(__file__).resolve().parents[2]

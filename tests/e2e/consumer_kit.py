@@ -18,9 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from keyfan.crypto import StrictKmsEncryptor
 from keyfan.departments import DepartmentRegistry
-from keyfan.local import LocalStack
-from keyfan.local.services import ServiceProcess, start_service
 from keyfan.models import DepartmentEvent
+from keyfan_tools.local import LocalStack
+from keyfan_tools.local.services import ServiceProcess, start_service
 from tests.factories import OwnerRecord, owner_record
 
 REPO = Path(__file__).resolve().parents[2]

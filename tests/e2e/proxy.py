@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 
-from keyfan.local.processes import free_port
+from keyfan_tools.local.processes import free_port
 
 
 class TcpProxy:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from keyfan.bench.harness import bench_on_stack
-from keyfan.bench.runner import BenchConfig
-from keyfan.local import LocalStack
-from keyfan.local.processes import pid_alive
+from keyfan_tools.bench.harness import bench_on_stack
+from keyfan_tools.bench.runner import BenchConfig
+from keyfan_tools.local import LocalStack
+from keyfan_tools.local.processes import pid_alive
 
 TINY = BenchConfig.quick_config().with_overrides(
     runs=1,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from keyfan.local import broker, motoserver, processes
+from keyfan_tools.local import broker, motoserver, processes
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def _provision(env: dict[str, str], env_dir: Path) -> subprocess.CompletedProces
         [
             sys.executable,
             "-m",
-            "keyfan.local.compose_provision",
+            "keyfan_tools.local.compose_provision",
             "--env-dir",
             str(env_dir),
             "--timeout",

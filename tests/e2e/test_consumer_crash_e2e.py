@@ -20,7 +20,7 @@ import time
 from collections import Counter
 
 from keyfan.generation import generate_events
-from keyfan.local.services import ServiceProcess
+from keyfan_tools.local.services import ServiceProcess
 from tests.e2e.consumer_kit import (
     Raw,
     World,

@@ -15,8 +15,8 @@ from collections import Counter
 
 from keyfan.envelope import RecordMetadata
 from keyfan.generation import generate_events
-from keyfan.local.services import ServiceProcess
 from keyfan.models import DepartmentEvent
+from keyfan_tools.local.services import ServiceProcess
 from tests.e2e.consumer_kit import (
     FinanceGrant,
     Raw,

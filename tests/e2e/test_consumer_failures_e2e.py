@@ -16,7 +16,7 @@ from collections import Counter
 from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
 
 from keyfan.generation import generate_events
-from keyfan.local.services import ServiceProcess
+from keyfan_tools.local.services import ServiceProcess
 from tests.e2e.consumer_kit import (
     Raw,
     World,

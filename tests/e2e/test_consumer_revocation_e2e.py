@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from keyfan.generation import generate_events
-from keyfan.local.services import ServiceProcess
+from keyfan_tools.local.services import ServiceProcess
 from tests.e2e.consumer_kit import (
     FinanceGrant,
     World,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from keyfan.local.processes import pid_alive
+from keyfan_tools.local.processes import pid_alive
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ def test_demo_accounts_for_every_event_and_cleans_up(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "keyfan",
+            "keyfan_tools",
             "demo",
             "--count",
             "30",

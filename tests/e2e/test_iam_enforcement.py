@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from keyfan.local import LocalStack
+from keyfan_tools.local import LocalStack
 
 pytestmark = pytest.mark.e2e
 

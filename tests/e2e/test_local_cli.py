@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from keyfan.local import LocalStack
-from keyfan.local import processes as procs
-from keyfan.local.processes import cmdline_of, pid_alive
+from keyfan_tools.local import LocalStack
+from keyfan_tools.local import processes as procs
+from keyfan_tools.local.processes import cmdline_of, pid_alive
 
 pytestmark = pytest.mark.e2e
 

@@ -24,10 +24,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import H_DEPARTMENT, H_EVENT_ID
 from keyfan.generation import generate_events
-from keyfan.local import LocalStack
-from keyfan.local.broker import broker_argv, broker_env
-from keyfan.local.processes import free_port, port_open
-from keyfan.local.services import ServiceProcess, start_service
+from keyfan_tools.local import LocalStack
+from keyfan_tools.local.broker import broker_argv, broker_env
+from keyfan_tools.local.processes import free_port, port_open
+from keyfan_tools.local.services import ServiceProcess, start_service
 from tests.e2e.proxy import TcpProxy
 from tests.e2e.topic_reader import read_topic
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from keyfan.local.stack import LocalStack
+from keyfan_tools.local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 

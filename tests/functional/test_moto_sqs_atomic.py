@@ -1,4 +1,4 @@
-"""Patch 4 of ``keyfan.local.moto_patches``: moto's SQS queue operations are atomic under concurrency.
+"""Patch 4 of ``keyfan_tools.local.moto_patches``: moto's SQS queue operations are atomic under concurrency.
 
 moto's server answers each request in its own thread. Unpatched, concurrent deletes resurrect each other's
 messages and two pollers can receive the same message (the owner e2e test once waited 30 s on a deleted
@@ -18,7 +18,7 @@ import pytest
 from moto import mock_aws
 from moto.sqs.models import Queue, SQSBackend, sqs_backends
 
-from keyfan.local.moto_patches import _SQS_BACKEND_OPERATIONS, _serialize_queue_operations
+from keyfan_tools.local.moto_patches import _SQS_BACKEND_OPERATIONS, _serialize_queue_operations
 
 pytestmark = pytest.mark.functional
 MESSAGES = 200

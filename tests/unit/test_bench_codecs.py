@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from keyfan.bench.codecs import PlaintextDecryptor, PlaintextEncryptor, content_of, frame, unframe
 from keyfan.crypto.ports import Decryptor, Encrypted, Encryptor
 from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT
 from keyfan.exceptions import ConfigError, CorruptMessage
+from keyfan_tools.bench.codecs import PlaintextDecryptor, PlaintextEncryptor, content_of, frame, unframe
 
 ARN = "arn:aws:kms:us-east-1:123456789012:alias/keyfan-sales"
 CONTEXT = {"department": "sales", "event_type": "order.created", "schema_version": "1", "topic": "t"}

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from keyfan.bench.dedupe import capacity_per_partition, measure_dedupe, serialized_bytes
-from keyfan.bench.report import render_markdown, render_readme_section
-from keyfan.bench.samples import DedupeCost
-from keyfan.bench.summary import summarize
+from keyfan_tools.bench.dedupe import capacity_per_partition, measure_dedupe, serialized_bytes
+from keyfan_tools.bench.report import render_markdown, render_readme_section
+from keyfan_tools.bench.samples import DedupeCost
+from keyfan_tools.bench.summary import summarize
 from tests.unit.test_bench_summary import three_runs
 
 TOMBSTONE = len(json.dumps("event:" + str(uuid.uuid4())))  # '"event:<uuid>"': 44 bytes

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from keyfan.bench.payloads import NOTE_PRODUCT, actual_sizes, sealed_size, sized_events
 from keyfan.departments import DepartmentRegistry
 from keyfan.validation import parse_event
+from keyfan_tools.bench.payloads import NOTE_PRODUCT, actual_sizes, sealed_size, sized_events
 
 REGISTRY = DepartmentRegistry.load(Path(__file__).resolve().parents[2] / "departments.toml")
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from keyfan.bench.report import (
+from keyfan_tools.bench.report import (
     CHART_LINK,
     render_markdown,
     render_readme_section,
     size_label,
     write_results,
 )
-from keyfan.bench.summary import summarize
+from keyfan_tools.bench.summary import summarize
 from tests.unit.test_bench_summary import latency, three_runs
 
 MACHINE = {"nproc": 2, "cpu_model": "Test CPU", "ram_gb": 4.0, "python": "3.11.7", "platform": "Linux"}

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from keyfan.bench.stats import median, median_or_none, paired_ratios, per_thousand, percentile, rate, ratio
+from keyfan_tools.bench.stats import (
+    median,
+    median_or_none,
+    paired_ratios,
+    per_thousand,
+    percentile,
+    rate,
+    ratio,
+)
 
 
 def test_percentile_interpolates_between_closest_ranks_like_numpy():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyfan.bench.samples import (
+from keyfan_tools.bench.samples import (
     CONSUMER,
     CONSUMER_DENIED,
     OWNER_PIPELINE,
@@ -13,7 +13,7 @@ from keyfan.bench.samples import (
     MemorySample,
     Sample,
 )
-from keyfan.bench.summary import summarize
+from keyfan_tools.bench.summary import summarize
 
 
 def sample(run, path, codec, rps, **extra):

@@ -4,20 +4,25 @@
 - every ``KEYFAN_*`` variable passed is read by some settings class in ``keyfan.settings``;
 - every command runs a module (``python -m X``, ``keyfan SUB``) that exists, and sources an identity's env file
   the provisioner writes;
-- images are pinned by tag and the Keyfan image is built from this repository's Dockerfile;
-- that image: requirements.lock pins every runtime dependency, and the Dockerfile keeps its promises.
+- images are pinned by tag and the Keyfan images are built from this repository's Dockerfile: the services from
+  its runtime target, the provisioner and the generator (tooling) from its tools target;
+- the moto container imports only what it is given (moto_patches.py and keyfan/exceptions.py, mounted);
+- that image: requirements.lock pins every runtime dependency, and the Dockerfile keeps its promises (the runtime
+  stage, the default target, carries no tooling).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import re
 import shlex
+import sys
 import tomllib
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -89,11 +94,11 @@ def registry_names() -> set[str]:
 
 
 def modules_run(words: list[str]) -> list[str]:
-    """Python modules a command runs: `python -m X` and `keyfan SUB` (the CLI group keyfan.cli.SUB)."""
+    """Python modules a command runs: `python -m X` and `keyfan SUB` (the CLI group keyfan_tools.cli.SUB)."""
     found = [
         words[i + 1] for i, w in enumerate(words[:-1]) if w == "-m" and i > 0 and "python" in words[i - 1]
     ]
-    found += [f"keyfan.cli.{words[i + 1]}" for i, w in enumerate(words[:-1]) if w == "keyfan"]
+    found += [f"keyfan_tools.cli.{words[i + 1]}" for i, w in enumerate(words[:-1]) if w == "keyfan"]
     return found
 
 
@@ -158,6 +163,40 @@ def test_images_are_pinned_and_the_keyfan_image_is_built_here() -> None:
         assert (context / dockerfile).is_file(), f"{name}: no Dockerfile at {context / dockerfile}"
 
 
+def test_services_run_the_runtime_image_and_only_tooling_runs_the_tools_image() -> None:
+    stages = {stage.name for stage in dockerfile_stages()}
+    for name, svc in keyfan_services().items():
+        target = svc["build"].get("target")
+        assert target in stages, f"{name}: build target {target!r} is not a stage of the Dockerfile"
+        tooling = any(m.startswith("keyfan_tools") for m in modules_run(command_words(svc)))
+        assert target == ("tools" if tooling else "runtime"), (
+            f"{name} runs {command_words(svc)} from {target}"
+        )
+        assert svc["image"] == ("keyfan:tools" if tooling else "keyfan:local"), name
+
+
+def test_moto_container_imports_only_what_it_is_given() -> None:
+    """moto's image has moto and the standard library; compose mounts the patches and keyfan/exceptions.py."""
+    mounted = [str(v).split(":", 1)[0] for v in services()["moto"]["volumes"]]
+    assert mounted == ["./keyfan_tools/local/moto_patches.py", "./keyfan/exceptions.py"]
+    allowed = {"moto", "keyfan"} | set(sys.stdlib_module_names)
+    for source in mounted:
+        tree = ast.parse((ROOT / source).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for imported in names:
+                assert imported.split(".")[0] in allowed, f"{source} imports {imported}, not in moto's image"
+                if imported.startswith("keyfan"):
+                    assert imported == "keyfan.exceptions", (
+                        f"{source} imports {imported}, which is not mounted"
+                    )
+
+
 def test_bind_mounts_point_to_files_in_the_repository() -> None:
     for name, svc in services().items():
         for volume in svc.get("volumes") or []:
@@ -192,15 +231,52 @@ def test_requirements_lock_pins_every_runtime_dependency_and_nothing_for_develop
         assert dev_only not in pins, f"{dev_only} does not belong in the runtime image"
 
 
+class Stage(NamedTuple):
+    base: str
+    name: str
+    text: str  # its instructions, comments left out
+
+
+def dockerfile_stages() -> list[Stage]:
+    lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#")) + "\n"
+    found = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?\n(.*?)(?=^FROM\s|\Z)", text, flags=re.M | re.S)
+    return [Stage(*stage) for stage in found]
+
+
+def runtime_image() -> str:
+    """The text of the default target (the last stage) and of every stage it is built FROM."""
+    stages = dockerfile_stages()
+    by_name = {stage.name: stage for stage in stages}
+    chain, stage = [stages[-1]], stages[-1]
+    while stage.base in by_name:
+        stage = by_name[stage.base]
+        chain.append(stage)
+    return "\n".join(stage.text for stage in chain)
+
+
 def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
-    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    stages = dockerfile_stages()
+    bases = [stage.base for stage in stages if stage.base not in {s.name for s in stages}]
     assert len(bases) == 2 and all(re.fullmatch(r"python:3\.11[\w.-]*-slim[\w.-]*", b) for b in bases), bases
-    final = text.split("\nFROM ")[-1]
+    final = stages[-1].text
+    assert stages[-1].name == "runtime", "the default target (the last stage) is the runtime image"
     assert re.search(r"^USER\s+(?!0\b|root\b)\S+", final, flags=re.MULTILINE), (
         "the final stage must drop root"
     )
     assert "HEALTHCHECK" in final and "/metrics" in final
     assert "--no-index" in final and "--no-cache-dir" in final
-    assert not re.search(r"apt-get|gcc|build-essential", final), "no build tools in the final image"
+    assert not re.search(r"apt-get|gcc|build-essential", runtime_image()), "no build tools in the final image"
     assert 'CMD ["python", "-m", "owner_service"]' in final
+
+
+def test_the_runtime_image_carries_no_tooling() -> None:
+    stages = {stage.name: stage for stage in dockerfile_stages()}
+    builder = stages["builder"].text
+    # the runtime wheel is built before keyfan_tools enters the build tree; the tools wheel after
+    assert (
+        builder.index("/keyfan/runtime") < builder.index("COPY keyfan_tools") < builder.index("/keyfan/tools")
+    )
+    assert "keyfan_tools" not in runtime_image() and "/keyfan/tools" not in runtime_image()
+    assert "iac/" not in runtime_image(), "the templates are for provisioning, a tools job"
+    assert "/keyfan/tools" in stages["tools"].text and stages["tools"].base != "runtime"

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from keyfan.cli import consumer as consumer_cli
+from keyfan_tools.cli import consumer as consumer_cli
 
 STATE: dict[str, object] = {
     "department": "sales",

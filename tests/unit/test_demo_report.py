@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keyfan.demo.report import ConsumerCounts, DemoReport, account, render, settled
+from keyfan_tools.demo.report import ConsumerCounts, DemoReport, account, render, settled
 
 GENERATED = {"sales": 26, "finance": 24}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keyfan.local.moto_patches import iam_action
+from keyfan_tools.local.moto_patches import iam_action
 
 
 def test_sqs_batch_apis_map_to_their_iam_action() -> None:

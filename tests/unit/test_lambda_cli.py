@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from keyfan.cli.generate import generate
+from keyfan_tools.cli.generate import generate
 from lambda_generator import handler as handler_module
 from lambda_generator.handler import Dependencies
 from tests.unit.test_lambda_generator import REGISTRY, StubSqs, _queue

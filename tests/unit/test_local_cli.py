@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from keyfan.cli.local import local
+from keyfan_tools.cli.local import local
 
 
 def invoke(tmp_path: Path, *args: str) -> tuple[int, str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from keyfan.exceptions import LocalStackError
-from keyfan.local.environment import (
+from keyfan.settings import ConsumerSettings, OwnerSettings
+from keyfan_tools.local.environment import (
     department_var,
     identities,
     identity_env,
@@ -16,8 +17,7 @@ from keyfan.local.environment import (
     role_arn_for,
     stack_env,
 )
-from keyfan.local.state import StackState
-from keyfan.settings import ConsumerSettings, OwnerSettings
+from keyfan_tools.local.state import StackState
 from tests.unit.test_local_state import make_state
 
 

@@ -8,7 +8,8 @@ import warnings
 
 import pytest
 
-from keyfan.local.moto_patches import (
+from keyfan.exceptions import LocalStackError
+from keyfan_tools.local.moto_patches import (
     SUPPORTED_MOTO,
     _check_shapes,
     access_denied_message,
@@ -130,13 +131,13 @@ def test_shape_check_refuses_a_moto_it_does_not_know() -> None:
     class NoHook:
         pass
 
-    with pytest.raises(RuntimeError, match="missing"):
+    with pytest.raises(LocalStackError, match="missing"):
         _check_shapes("9.9.9", NoHook, _IamLike)
 
     class Native(_KmsLike):
         _determine_resource = None
 
-    with pytest.raises(RuntimeError, match="native _determine_resource: True"):
+    with pytest.raises(LocalStackError, match="native _determine_resource: True"):
         _check_shapes(SUPPORTED_MOTO, Native, _IamLike)
 
 
@@ -144,7 +145,7 @@ def test_installed_moto_has_the_shapes_the_patch_needs() -> None:
     from moto.iam.access_control import IAMRequest
     from moto.kms.responses import KmsResponse
 
-    from keyfan.local import moto_patches
+    from keyfan_tools.local import moto_patches
 
     if moto_patches._applied:
         pytest.skip("another test applied the patch in this process")

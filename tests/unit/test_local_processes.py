@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from keyfan.exceptions import LocalStackError
-from keyfan.local import processes
-from keyfan.local.stack import default_state_dir
+from keyfan_tools.local import processes
+from keyfan_tools.local.stack import default_state_dir
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 

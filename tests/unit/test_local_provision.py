@@ -8,7 +8,7 @@ import pytest
 
 from keyfan.departments import Department
 from keyfan.exceptions import LocalStackError
-from keyfan.local import identities, provision
+from keyfan_tools.local import identities, provision
 
 RUNNER = "arn:aws:iam::123456789012:user/keyfan-local-runner"
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from keyfan.exceptions import LocalStackError
-from keyfan.local.state import (
+from keyfan_tools.local.state import (
     AccessKey,
     DepartmentResources,
     PlatformResources,

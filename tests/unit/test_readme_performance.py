@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from keyfan.bench.readme import END, START, generated_section, with_section
 from keyfan.exceptions import KeyfanError
+from keyfan_tools.bench.readme import END, START, generated_section, with_section
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,0 @@
-"""The end-to-end demo: ``run_demo`` orchestrates, ``report`` accounts and renders."""
-
-from keyfan.demo.report import ConsumerCounts, DemoReport, account, render
-from keyfan.demo.run import run_demo
-
-__all__ = ["ConsumerCounts", "DemoReport", "account", "render", "run_demo"]
