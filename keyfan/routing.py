@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-from keyfan.departments import Department
+from keyfan.departments import Department, DepartmentRegistry
+from keyfan.exceptions import InvalidEvent
+
+MISROUTED = "misrouted"
 
 
 def partition_for(department: Department, entity_key: str) -> int:
@@ -25,3 +28,22 @@ def record_key(department: Department, entity_key: str) -> bytes:
 
 def all_partitions(partition_count: int) -> tuple[int, ...]:
     return tuple(range(partition_count))
+
+
+def check_partition_owner(registry: DepartmentRegistry, department: str, partition: int) -> None:
+    """A record must sit in one of its department's partitions (``InvalidEvent("misrouted")`` if not)."""
+    owner = registry.owner_of(partition)
+    if owner is None or owner.name != department:
+        raise InvalidEvent(
+            MISROUTED,
+            f"a {department!r} record in partition {partition}, which belongs to "
+            f"{owner.name if owner else 'no department'!r}",
+        )
+
+
+def check_entity_routing(department: Department, entity_key: str | None, partition: int) -> None:
+    """A record must sit in the partition its entity routes to, so every copy of an event is in one
+    partition (which keeps a consumer's per-partition dedupe complete). ``None``: no entity to check (a
+    payload without its entity field fails its contract elsewhere)."""
+    if entity_key is not None and partition_for(department, entity_key) != partition:
+        raise InvalidEvent(MISROUTED, f"the record's entity routes to another partition than {partition}")

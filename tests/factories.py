@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from keyfan.consumer.audit import AuditRecord
-from keyfan.consumer.pipeline import RawRecord
+from keyfan.consumer.records import RawRecord
 from keyfan.crypto import Decrypted, StrictKmsEncryptor
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import Headers, RecordMetadata, encryption_context, seal

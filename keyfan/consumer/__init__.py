@@ -11,7 +11,8 @@ from keyfan.consumer.denials import Denial, DenialMemory
 from keyfan.consumer.handler import DomainHandler, State, count_foreign, parse_payload
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Classification, Outcome, classify
-from keyfan.consumer.pipeline import DeadLetterSink, RawHeaders, RawRecord, RecordPipeline
+from keyfan.consumer.pipeline import RecordPipeline
+from keyfan.consumer.records import DeadLetterSink, RawHeaders, RawRecord
 from keyfan.retry import RetryPolicy
 
 __all__ = [

@@ -33,8 +33,9 @@ from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.logfields import log_event
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Classification
-from keyfan.consumer.pipeline import DeadLetterSink, RawRecord, RecordPipeline
+from keyfan.consumer.pipeline import RecordPipeline
 from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Reseeks, SeekAction
+from keyfan.consumer.records import DeadLetterSink, RawRecord
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
 from keyfan.crypto.ports import Decryptor
 from keyfan.exceptions import ConfigError, Interrupted

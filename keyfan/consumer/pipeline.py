@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
 
 from keyfan.consumer.audit import AuditRecord, AuditSink
 from keyfan.consumer.dedupe import EventWindow, capacity_per_partition
 from keyfan.consumer.denials import DenialMemory
 from keyfan.consumer.handler import DomainHandler
+from keyfan.consumer.interruption import Interruption
 from keyfan.consumer.logfields import log_event
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Classification, Outcome, classify, unexpected_reason
 from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Arrival, Gap, advanced, arrival, new_slot
+from keyfan.consumer.records import DeadLetterSink, RawRecord
 from keyfan.crypto.ports import Decrypted, Decryptor
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import CONTENT_ESDK, RecordMetadata, check_context, open_sealed
@@ -47,13 +48,11 @@ from keyfan.exceptions import (
 )
 from keyfan.models import entity_key_of
 from keyfan.retry import RetryPolicy
-from keyfan.routing import partition_for
+from keyfan.routing import check_entity_routing, check_partition_owner
 
 logger = logging.getLogger("keyfan.consumer")
 
 T = TypeVar("T")
-# Headers as Faust hands them over, untrusted (``keyfan.envelope.Headers`` is what the owner writes).
-RawHeaders = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
 Sleep = Callable[[float], Awaitable[None]]
 RunBlocking = Callable[[Callable[[bytes], Decrypted], bytes], Awaitable[Decrypted]]
 
@@ -64,26 +63,8 @@ REDELIVERED = Classification(Outcome.DUPLICATE, "redelivered")
 DUPLICATE_EVENT = Classification(Outcome.DUPLICATE, "duplicate_event")
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """A record as read from the shared topic, before anything is trusted."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: RawHeaders
-
-
 class _RememberedDenial(AccessDenied):
     """A denial answered from the denial memory, without calling KMS."""
-
-
-class DeadLetterSink(Protocol):
-    async def publish(self, record: RawRecord, reason: str) -> None:
-        """Send the raw record to the DLQ with metadata headers; raises ``PublishFailed`` on failure."""
-        ...
 
 
 async def _to_thread(fn: Callable[[bytes], Decrypted], value: bytes) -> Decrypted:
@@ -131,17 +112,17 @@ class RecordPipeline:
         self.log_start: dict[int, int] = {}
         self._sleep = sleep
         self._run_blocking = run_blocking
-        self._interrupted = asyncio.Event()
+        self._interruption = Interruption()
         # Services read Encryption SDK messages only; the benchmark's plaintext twin passes its own.
         self.accepted_contents = accepted_contents
 
     # -- lifecycle ------------------------------------------------------------------------------
     def interrupt(self) -> None:
         """Abandon the record in progress (rebalance or shutdown); ``process`` raises ``Interrupted``."""
-        self._interrupted.set()
+        self._interruption.set()
 
     def resume(self) -> None:
-        self._interrupted.clear()
+        self._interruption.clear()
         self.events.invalidate()
 
     # -- the record -----------------------------------------------------------------------------
@@ -173,7 +154,7 @@ class RecordPipeline:
             )
         attempt = unexpected = 0
         while True:
-            self._check_interrupted()
+            self._interruption.check()
             try:
                 return await self._process_once(record)
             except (KeyServiceUnavailable, PublishFailed) as exc:
@@ -202,7 +183,7 @@ class RecordPipeline:
                 reason=verdict.reason,
                 error=type(error).__name__,
             )
-            await self._interruptible(self._sleep(delay))
+            await self._interruption.race(self._sleep(delay))
 
     async def _process_once(self, record: RawRecord) -> Classification:
         metadata: RecordMetadata | None = None
@@ -212,7 +193,7 @@ class RecordPipeline:
             metadata = RecordMetadata.from_headers(record.headers)
             if metadata.content not in self.accepted_contents:
                 raise CorruptMessage("unsupported_content", f"content {metadata.content!r} is not accepted")
-            self._check_department_partition(metadata, record.partition)
+            check_partition_owner(self.registry, metadata.department, record.partition)
             if not record.value:
                 raise CorruptMessage("empty_value", "record has no value")
             key_arns = self.decryptor.key_arns(record.value)
@@ -223,10 +204,16 @@ class RecordPipeline:
                 raise _RememberedDenial(
                     "denial remembered", key_arn=remembered.key_arn, principal=remembered.principal
                 )
-            decrypted = await self._interruptible(self._run_blocking(self.decryptor.decrypt, record.value))
+            decrypted = await self._interruption.race(
+                self._run_blocking(self.decryptor.decrypt, record.value)
+            )
             check_context(metadata, record.topic, decrypted.encryption_context)
             data = open_sealed(decrypted.plaintext, metadata)
-            self._check_entity_partition(metadata, data, record.partition)
+            check_entity_routing(
+                self.registry.get(metadata.department),
+                entity_key_of(metadata.department, data, metadata.event_id),
+                record.partition,
+            )
             first = self.events.first_seen(metadata.event_id)
             if first is not None and first != (record.partition, record.offset):
                 return await self._finish(record, slot, metadata, decrypted.key_arn, DUPLICATE_EVENT)
@@ -251,29 +238,6 @@ class RecordPipeline:
             **self.handler.hint(metadata, data),
         )
         return verdict
-
-    # -- checks ---------------------------------------------------------------------------------
-    def _check_department_partition(self, metadata: RecordMetadata, partition: int) -> None:
-        owner = self.registry.owner_of(partition)
-        if owner is None or owner.name != metadata.department:
-            raise InvalidEvent(
-                "misrouted",
-                f"a {metadata.department!r} record in partition {partition}, which belongs to "
-                f"{owner.name if owner else 'no department'!r}",
-            )
-
-    def _check_entity_partition(
-        self, metadata: RecordMetadata, data: Mapping[str, Any], partition: int
-    ) -> None:
-        """Every copy of an event routes to one partition, which keeps per-partition dedupe complete."""
-        entity = entity_key_of(metadata.department, data, metadata.event_id)
-        if entity is None:
-            return  # the handler rejects a payload without its entity field
-        department = self.registry.get(metadata.department)
-        if partition_for(department, entity) != partition:
-            raise InvalidEvent(
-                "misrouted", f"the record's entity routes to another partition than {partition}"
-            )
 
     # -- outcomes -------------------------------------------------------------------------------
     async def _redelivered(self, record: RawRecord) -> Classification:
@@ -362,14 +326,14 @@ class RecordPipeline:
         metadata = _metadata_or_none(record)
         key_arn = metadata.key_arn if metadata else None
         while True:  # the DLQ itself may be unreachable: that is an outage, retried without bound
-            self._check_interrupted()
+            self._interruption.check()
             try:
                 return await self._dead_letter(
                     record, self._slot(record.partition), metadata, key_arn, verdict, exc, logging.ERROR
                 )
             except PublishFailed:
                 self.metrics.retry("publish_failed")
-                await self._interruptible(self._sleep(self.retry.max_seconds))
+                await self._interruption.race(self._sleep(self.retry.max_seconds))
 
     def _fields(
         self,
@@ -419,25 +383,6 @@ class RecordPipeline:
         if slot is None:
             return new_slot(self.handler.initial_state())
         return {POSITION: slot[POSITION], STATE: slot[STATE], OUTCOMES: slot.get(OUTCOMES, {})}
-
-    def _check_interrupted(self) -> None:
-        if self._interrupted.is_set():
-            raise Interrupted("record abandoned for a rebalance or shutdown")
-
-    async def _interruptible(self, work: Awaitable[T]) -> T:
-        """Await ``work`` unless ``interrupt`` comes first (a blocking KMS call is then left to finish
-        on its thread, its result unused)."""
-        self._check_interrupted()
-        task = asyncio.ensure_future(work)
-        stop = asyncio.ensure_future(self._interrupted.wait())
-        try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        if not task.done():
-            task.cancel()
-            raise Interrupted("record abandoned for a rebalance or shutdown")
-        return task.result()
 
 
 def _metadata_or_none(record: RawRecord) -> RecordMetadata | None:

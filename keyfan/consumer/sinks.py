@@ -17,7 +17,7 @@ import faust
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 
 from keyfan.consumer.audit import AuditRecord
-from keyfan.consumer.pipeline import RawRecord
+from keyfan.consumer.records import RawRecord
 from keyfan.exceptions import PublishFailed, RecordTooLarge
 
 H_DLQ_REASON = "keyfan-dlq-reason"

@@ -12,8 +12,9 @@ import pytest
 from keyfan.consumer.denials import DenialMemory
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Outcome
-from keyfan.consumer.pipeline import RawRecord, RecordPipeline
+from keyfan.consumer.pipeline import RecordPipeline
 from keyfan.consumer.position import POSITION, Gap
+from keyfan.consumer.records import RawRecord
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT, H_EVENT_ID, RecordMetadata
 from keyfan.exceptions import Interrupted

@@ -10,7 +10,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 
-from keyfan.consumer.pipeline import RawRecord
+from keyfan.consumer.records import RawRecord
 from keyfan.consumer.sinks import FaustDeadLetterSink
 from keyfan.exceptions import PublishFailed
 
