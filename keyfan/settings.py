@@ -8,9 +8,9 @@ region which we also need for ARNs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, PositiveInt, field_validator
+from pydantic import AliasChoices, Field, PositiveInt, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyfan.departments import DepartmentRegistry
@@ -42,6 +42,7 @@ class KeyfanSettings(BaseSettings):
 class KafkaSettings(KeyfanSettings):
     """Broker and topics."""
 
+    log_level: str = "INFO"  # the service's own log level (KEYFAN_LOG_LEVEL); a flag may override it
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "keyfan.events"
     audit_topic: str = "keyfan.audit"
@@ -121,6 +122,13 @@ class ConsumerSettings(KafkaSettings, DataKeyCacheSettings):
     unexpected_max_attempts: PositiveInt = 3
     # Event ids remembered for deduplication, per department (split over its partitions).
     dedupe_window_events: PositiveInt = 100_000
+
+    @classmethod
+    def for_app(cls, default_department: str, **overrides: Any) -> ConsumerSettings:
+        """Settings for a department's app: ``KEYFAN_DEPARTMENT`` (if set) or the app's own department;
+        explicit ``overrides`` (flags) win over both."""
+        app_settings = create_model(cls.__name__, __base__=cls, department=(str, default_department))
+        return app_settings(**overrides)
 
     @property
     def consumer_group(self) -> str:

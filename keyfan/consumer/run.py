@@ -6,7 +6,6 @@ defaults to the app's own department. Flags only override what an operator chang
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,9 +20,8 @@ from keyfan.worker import run_worker
 
 def load_settings(default_department: str, **overrides: Any) -> ConsumerSettings:
     """Read ``ConsumerSettings`` from the environment; explicit overrides (flags) win."""
-    department = os.environ.get("KEYFAN_DEPARTMENT", default_department)
     given = {k: v for k, v in overrides.items() if v is not None}
-    return ConsumerSettings(department=department, **given)
+    return ConsumerSettings.for_app(default_department, **given)
 
 
 def run_consumer(
@@ -52,7 +50,7 @@ def consumer_command(default_department: str, handler_factory: Callable[[], Doma
     )
     @click.option("--web-port", type=int, default=None, help="Port of /state and /metrics.")
     @click.option("--group-id", default=None, help="Consumer group (default keyfan-<department>).")
-    @click.option("--loglevel", default="INFO", show_default=True)
+    @click.option("--loglevel", default=None, help="Log level (default: KEYFAN_LOG_LEVEL, else INFO).")
     @click.option(
         "--library-loglevel", default=None, help="Log level for faust/mode/aiokafka (default: WARNING)."
     )
@@ -60,13 +58,13 @@ def consumer_command(default_department: str, handler_factory: Callable[[], Doma
         own_partitions: bool | None,
         web_port: int | None,
         group_id: str | None,
-        loglevel: str,
+        loglevel: str | None,
         library_loglevel: str | None,
     ) -> None:
         settings = load_settings(
             default_department, own_partitions=own_partitions, web_port=web_port, group_id=group_id
         )
-        run_consumer(settings, handler_factory(), loglevel, library_loglevel)
+        run_consumer(settings, handler_factory(), loglevel or settings.log_level, library_loglevel)
 
     return command
 

@@ -6,8 +6,6 @@ the log level (INFO by default).
 
 from __future__ import annotations
 
-import os
-
 from pydantic import ValidationError
 
 from keyfan.logs import configure_logging, logging_config
@@ -38,6 +36,6 @@ def run_owner(settings: OwnerSettings, loglevel: str = "INFO") -> None:
 
 
 def main() -> None:
-    level = os.environ.get("KEYFAN_LOG_LEVEL", "INFO")
-    configure_logging(SERVICE, level)
-    run_owner(load_settings(), level)
+    settings = load_settings()
+    configure_logging(SERVICE, settings.log_level)
+    run_owner(settings, settings.log_level)

@@ -65,3 +65,19 @@ def test_decrypt_cache_max_age_is_a_consumer_setting_of_its_own(monkeypatch: pyt
         monkeypatch.setenv("KEYFAN_DECRYPT_CACHE_MAX_AGE_SECONDS", bad)
         with pytest.raises(ValidationError, match="decrypt_cache_max_age_seconds"):
             ConsumerSettings()
+
+
+def test_a_department_app_reads_its_department_from_the_environment_or_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KEYFAN_DEPARTMENT", raising=False)
+    assert ConsumerSettings.for_app("sales").department == "sales"
+    monkeypatch.setenv("KEYFAN_DEPARTMENT", "finance")
+    settings = ConsumerSettings.for_app("sales")
+    assert settings.department == "finance" and isinstance(settings, ConsumerSettings)
+    assert ConsumerSettings.for_app("sales", department="hr").department == "hr"  # a flag wins
+
+
+def test_log_level_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYFAN_LOG_LEVEL", "DEBUG")
+    assert ConsumerSettings.for_app("sales").log_level == "DEBUG"
