@@ -9,16 +9,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from keyfan_tools.local.stack import LocalStack, StackStatus, UpResult, default_state_dir
+    from keyfan_tools.local.config import default_state_dir
+    from keyfan_tools.local.lifecycle import UpResult
+    from keyfan_tools.local.stack import LocalStack
     from keyfan_tools.local.state import StackState
+    from keyfan_tools.local.status import StackStatus
 
 __all__ = ["LocalStack", "StackState", "StackStatus", "UpResult", "default_state_dir"]
 
 _LAZY = {
     "LocalStack": "keyfan_tools.local.stack",
-    "StackStatus": "keyfan_tools.local.stack",
-    "UpResult": "keyfan_tools.local.stack",
-    "default_state_dir": "keyfan_tools.local.stack",
+    "StackStatus": "keyfan_tools.local.status",
+    "UpResult": "keyfan_tools.local.lifecycle",
+    "default_state_dir": "keyfan_tools.local.config",
     "StackState": "keyfan_tools.local.state",
 }
 

@@ -1,4 +1,5 @@
-"""Deploy the real CloudFormation templates from ``iac/`` into moto.
+"""Provision the stack as its admin: the real CloudFormation templates from ``iac/`` into moto, the runner's
+AssumeRole grant on the roles they output, and the Kafka topics (``provision_stack``).
 
 Deliberately the same templates as production, so a policy change in ``iac/`` changes what the local tests
 enforce. moto's CloudFormation skips what it cannot emulate (MSK, and compute: the local stack passes
@@ -9,14 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
 from keyfan.departments import Department, DepartmentRegistry
 from keyfan.exceptions import LocalStackError
-from keyfan_tools.local.state import DepartmentResources, PlatformResources
+from keyfan_tools.local import identities, sessions, topics
+from keyfan_tools.local.config import StackConfig
+from keyfan_tools.local.state import DepartmentResources, PlatformResources, StackState, save_state
 
 PLATFORM_TEMPLATE = "platform.yaml"
 DEPARTMENT_TEMPLATE = "department.yaml"
@@ -178,3 +182,51 @@ def deploy_departments(
             stack_name=name,
         )
     return deployed
+
+
+class Provisioned(NamedTuple):
+    state: StackState
+    notes: list[str]  # what was done beyond CloudFormation (topics created or re-created), for the CLI
+
+
+def provision_stack(
+    config: StackConfig, state: StackState, registry: DepartmentRegistry | None = None
+) -> Provisioned:
+    """As the admin: deploy the templates, grant the runner AssumeRole on their roles, create or grow the
+    topics; save and return the provisioned state. Idempotent."""
+    registry = registry or config.registry()
+    if state.runner is None:
+        raise LocalStackError("the local stack has no runner identity")
+    admin = sessions.admin_session(config)
+    cfn = admin.client("cloudformation")
+    principals = [state.runner.user_arn]
+    platform = deploy_platform(cfn, config.iac_dir, prefix=config.name_prefix, local_principals=principals)
+    departments = deploy_departments(
+        cfn,
+        config.iac_dir,
+        registry,
+        prefix=config.name_prefix,
+        owner_role_name=platform.owner_role_name,
+        local_principals=principals,
+    )
+    roles = [
+        platform.owner_role_arn,
+        platform.generator_role_arn,
+        *(d.role_arn for d in departments.values()),
+    ]
+    identities.grant_runner(admin.client("iam"), config.name_prefix, roles)
+    wanted = state.topics.model_copy(update={"partitions": registry.partition_count})
+    if state.bootstrap_servers is None:
+        raise LocalStackError("the local stack has no broker")
+    notes = topics.run_sync(topics.ensure_topics(state.bootstrap_servers, topics.topic_partitions(wanted)))
+    state = state.model_copy(
+        update={
+            "platform": platform,
+            "departments": departments,
+            "topics": wanted,
+            "departments_file": config.departments_file,
+            "provisioned_at": datetime.now(UTC),
+        }
+    )
+    save_state(config.state_dir, state)
+    return Provisioned(state, notes)

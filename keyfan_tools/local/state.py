@@ -7,8 +7,11 @@ state (``status``, ``env``) can leak them by accident.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +23,7 @@ DEFAULT_STATE_DIR = Path(".keyfan")
 STATE_DIR_ENV = "KEYFAN_STATE_DIR"
 STATE_FILE = "state.json"
 ADMIN_FILE = "admin.json"
+LOCK_FILE = "lock"
 
 
 class ProcessInfo(BaseModel):
@@ -144,6 +148,25 @@ def load_state(state_dir: Path) -> StackState | None:
         raise LocalStackError(
             f"unreadable local stack state {path}: {exc}; remove the file and retry"
         ) from exc
+
+
+def require_state(state_dir: Path) -> StackState:
+    state = load_state(state_dir)
+    if state is None:
+        raise LocalStackError(f"no local stack in {state_dir} (run `keyfan local up`)")
+    return state
+
+
+@contextmanager
+def locked(state_dir: Path) -> Iterator[None]:
+    """Two `up`s racing (two terminals, two test sessions on one dir) must not start two stacks."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / LOCK_FILE, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def clear_state(state_dir: Path) -> None:
