@@ -17,34 +17,22 @@ from typing import Any
 
 from keyfan.crypto import SuiteName
 from keyfan.models import DepartmentEvent
-from keyfan.settings import OwnerSettings
 from keyfan_tools.bench.context import BenchContext, BenchError, Codec
-from keyfan_tools.bench.paths import (
-    STALL_SECONDS,
-    AiokafkaPublisher,
-    CountingQueue,
-    consumer_pipeline,
-    create_topic,
-    delete_topic,
-    fill_queue,
-    owner_runner,
-    run_consumer_path,
-)
+from keyfan_tools.bench.paths.broker import AiokafkaPublisher, fresh_topic
+from keyfan_tools.bench.paths.consumer import READER, RecordingHandler, consumer_pipeline, run_consumer_path
+from keyfan_tools.bench.paths.measure import wait_for
+from keyfan_tools.bench.paths.owner import owner_default, owner_runner
+from keyfan_tools.bench.paths.queues import CountingQueue, fill_queue
 from keyfan_tools.bench.payloads import sized_events
 from keyfan_tools.bench.samples import LatencySample
 from keyfan_tools.bench.stats import percentile
 from keyfan_tools.bench.timing import TimedDecryptor, TimedEncryptor
 
-READER = "sales"
 WARMUP = 5
 BATCH = 5
 UNBOUNDED = 1 << 62
 # Tansu answers a fetch only when its max wait has passed, even with data waiting: keep it short here.
 LATENCY_FETCH_MAX_WAIT_MS = 10
-
-
-def _owner_default(name: str) -> int:
-    return int(OwnerSettings.model_fields[name].default)
 
 
 async def _paced_send(ctx: BenchContext, events: Sequence[DepartmentEvent], rate: float) -> dict[str, float]:
@@ -64,19 +52,34 @@ async def _paced_send(ctx: BenchContext, events: Sequence[DepartmentEvent], rate
 async def run_latency(
     ctx: BenchContext, run: int, codec: Codec, suite: SuiteName, size: int, count: int, rate: float
 ) -> LatencySample:
-    topic = f"keyfan.bench.{run}.latency.{codec}.{suite}.{uuid.uuid4().hex[:6]}"
+    name = f"keyfan.bench.{run}.latency.{codec}.{suite}.{uuid.uuid4().hex[:6]}"
     events = sized_events(WARMUP + count, (READER,), size, 9000 + run)
+    async with fresh_topic(ctx.bootstrap_servers, name, ctx.registry.partition_count) as topic:
+        sent, handler = await _send_and_receive(ctx, codec, suite, topic, events, rate)
+    return _latency_sample(run, codec, suite, size, rate, sent, handler)
+
+
+async def _send_and_receive(
+    ctx: BenchContext,
+    codec: Codec,
+    suite: SuiteName,
+    topic: str,
+    events: Sequence[DepartmentEvent],
+    rate: float,
+) -> tuple[dict[str, float], RecordingHandler]:
+    """Owner and consumer running at once while the events are sent at ``rate``; their send times, and the
+    handler that noted when each one reached it."""
     warm, measured = events[:WARMUP], events[WARMUP:]
-    await create_topic(ctx.bootstrap_servers, topic, ctx.registry.partition_count)
     encryptor = TimedEncryptor(ctx.encryptor(codec, suite))
     publisher = AiokafkaPublisher(ctx.bootstrap_servers)
     await publisher.start()
     queue = CountingQueue(ctx.queue("owner"), [str(e.event_id) for e in events])
     runner = owner_runner(
-        ctx, encryptor, publisher, queue, topic, wait_seconds=_owner_default("poll_wait_seconds")
+        ctx, encryptor, publisher, queue, topic, wait_seconds=int(owner_default("poll_wait_seconds"))
     )
     decryptor = TimedDecryptor(ctx.decryptor(READER, codec))
     built = consumer_pipeline(ctx, READER, decryptor)
+    applied = built.handler.applied
     # The consumer runs until cancelled: what ends the run is every sent event reaching the handler.
     consumer = asyncio.ensure_future(
         run_consumer_path(
@@ -94,17 +97,34 @@ async def run_latency(
     runner.start()
     try:
         await _paced_send(ctx, warm, rate)
-        await _until(lambda: all(str(e.event_id) in built.handler.applied for e in warm), consumer)
+        await _arrived(lambda: all(str(e.event_id) in applied for e in warm), "the warm-up", consumer)
         sent = await _paced_send(ctx, measured, rate)
-        await _until(lambda: all(key in built.handler.applied for key in sent), consumer)
+        await _arrived(lambda: all(key in applied for key in sent), "every event", consumer)
     finally:
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError, BenchError):
             await consumer
         await runner.drain(30.0)
         await publisher.stop()
-        await delete_topic(ctx.bootstrap_servers, topic)
-    applied, produced = built.handler.applied, built.handler.produced
+    return sent, built.handler
+
+
+async def _arrived(check: Callable[[], bool], what: str, consumer: asyncio.Future[Any]) -> None:
+    await wait_for(
+        check, f"latency run, the consumer taking {what} to the handler", interval=0.01, worker=consumer
+    )
+
+
+def _latency_sample(
+    run: int,
+    codec: Codec,
+    suite: SuiteName,
+    size: int,
+    rate: float,
+    sent: dict[str, float],
+    handler: RecordingHandler,
+) -> LatencySample:
+    applied, produced = handler.applied, handler.produced
     total = [1000 * (applied[k] - sent[k]) for k in sent]
     to_publish = [1000 * (produced[k] - sent[k]) for k in sent]
     after_publish = [1000 * (applied[k] - produced[k]) for k in sent]
@@ -123,15 +143,3 @@ async def run_latency(
         to_publish_p99_ms=percentile(to_publish, 99),
         publish_to_handler_p99_ms=percentile(after_publish, 99),
     )
-
-
-async def _until(check: Callable[[], bool], consumer: asyncio.Future[Any]) -> None:
-    deadline = time.monotonic() + STALL_SECONDS
-    while not check():
-        if consumer.done():
-            consumer.result()  # re-raise the consumer's failure
-            if not check():
-                raise BenchError("latency run: the consumer stopped before every event arrived")
-        if time.monotonic() > deadline:
-            raise BenchError("latency run stalled")
-        await asyncio.sleep(0.01)

@@ -20,13 +20,9 @@ from typing import Any, ParamSpec, TypeVar
 from keyfan.crypto import SuiteName
 from keyfan.crypto.ports import Decrypted, Decryptor, Encrypted, Encryptor
 from keyfan_tools.bench.context import BenchContext, Codec
-from keyfan_tools.bench.paths import (
-    consumer_pipeline,
-    create_topic,
-    delete_topic,
-    run_consumer_path,
-    run_owner_path,
-)
+from keyfan_tools.bench.paths.broker import fresh_topic
+from keyfan_tools.bench.paths.consumer import READER, records_of, run_reader_path
+from keyfan_tools.bench.paths.owner import run_owner_path
 from keyfan_tools.bench.payloads import sized_events
 from keyfan_tools.bench.samples import CONSUMER, OWNER_PIPELINE, ProfileEntry, ProfileSummary
 from keyfan_tools.bench.timing import TimedDecryptor, TimedEncryptor
@@ -35,7 +31,6 @@ _REPO = str(Path(__file__).resolve().parents[2]) + "/"
 _STDLIB = str(Path(os.__file__).parent) + "/"
 P = ParamSpec("P")
 T = TypeVar("T")
-READER = "sales"
 
 # First match wins: (group, substrings of "file:function").
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -196,12 +191,11 @@ async def profile_paths(
     """Profile the owner pipeline and the consumer, for each codec, at one suite and size."""
     found = []
     for codec in codecs:
-        topic = f"keyfan.bench.profile.{codec}.{uuid.uuid4().hex[:6]}"
+        name = f"keyfan.bench.profile.{codec}.{uuid.uuid4().hex[:6]}"
         departments = ctx.registry.names
         warm = sized_events(10, departments, size, 31)
         events = sized_events(records, departments, size, 32)
-        await create_topic(ctx.bootstrap_servers, topic, ctx.registry.partition_count)
-        try:
+        async with fresh_topic(ctx.bootstrap_servers, name, ctx.registry.partition_count) as topic:
             profiler = ThreadProfiler()
             encryptor = TimedEncryptor(ProfiledEncryptor(ctx.encryptor(codec, suite), profiler))
             # The owner pipeline with the profiled codec; the event loop is profiled in the measured window.
@@ -209,20 +203,16 @@ async def profile_paths(
             found.append(_summary(OWNER_PIPELINE, codec, suite, size, owner.records, owner.seconds, profiler))
             profiler = ThreadProfiler()
             decryptor = TimedDecryptor(ProfiledDecryptor(ctx.decryptor(READER, codec), profiler))
-            expected = sum(1 for e in [*warm, *events] if e.department == READER)
-            consumer = await run_consumer_path(
+            consumer = await run_reader_path(
                 ctx,
-                consumer_pipeline(ctx, READER, decryptor),
                 decryptor,
                 topic,
-                ctx.registry.get(READER).partitions,
-                expected,
-                sum(1 for e in warm if e.department == READER),
+                source=READER,
+                expected=records_of(READER, [*warm, *events]),
+                warmup=records_of(READER, warm),
                 hooks=profiler,
             )
             found.append(_summary(CONSUMER, codec, suite, size, consumer.records, consumer.seconds, profiler))
-        finally:
-            await delete_topic(ctx.bootstrap_servers, topic)
     return found
 
 

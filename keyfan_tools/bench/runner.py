@@ -1,5 +1,5 @@
 """The benchmark run: the matrix of scenarios, on one local stack, in one process (plus real services for
-peak memory). ``run_benchmark`` returns the results document; ``keyfan_tools.bench.report`` writes it out.
+peak memory). ``run_benchmark`` returns the ``BenchResults``; ``keyfan_tools.bench.report`` writes them out.
 
 Order matters for fairness: within a run every (suite, size) pair is measured with both codecs back to
 back, alternating which codec goes first from one run to the next, with the same generated events.
@@ -9,332 +9,120 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import logging
 import os
-import platform
-import resource
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from keyfan.crypto import SuiteName
-from keyfan.logs import QUIET_LOGGERS, logging_config
-from keyfan.models import DepartmentEvent
-from keyfan.settings import ConsumerSettings
+from keyfan_tools.bench.config import BenchConfig
 from keyfan_tools.bench.context import CODECS, BenchContext, BenchError, Codec
 from keyfan_tools.bench.dedupe import measure_dedupe
+from keyfan_tools.bench.host import harness_memory, machine_info
 from keyfan_tools.bench.latency import LATENCY_FETCH_MAX_WAIT_MS, run_latency
-from keyfan_tools.bench.paths import (
-    consumer_pipeline,
-    create_topic,
-    delete_topic,
-    run_consumer_path,
-    run_owner_path,
-)
-from keyfan_tools.bench.payloads import actual_sizes, sized_events
+from keyfan_tools.bench.paths.consumer import READER
 from keyfan_tools.bench.profile import profile_paths
-from keyfan_tools.bench.samples import (
-    CONSUMER,
-    CONSUMER_DENIED,
-    OWNER_PIPELINE,
-    OWNER_SQS,
-    DedupeCost,
-    LatencySample,
-    MemorySample,
-    ProfileSummary,
-    Sample,
-)
+from keyfan_tools.bench.results import BenchResults, RunConfig
+from keyfan_tools.bench.samples import DedupeCost, LatencySample, MemorySample, ProfileSummary, Sample
+from keyfan_tools.bench.scenarios import run_cache_off, run_scenario
 from keyfan_tools.bench.services import measure_services
 from keyfan_tools.bench.summary import summarize
-from keyfan_tools.bench.timing import TimedDecryptor, TimedEncryptor
 
 Progress = Callable[[str], None]
-READER = "sales"  # the consumer measured; it may read sales records and is denied finance's
-FOREIGN = "finance"
+FIXED_SIZE = 1024  # the data-key-cache-off and real-process phases always run at 1 KB
 
 
-@dataclass(frozen=True)
-class BenchConfig:
-    runs: int = 3
-    sizes: tuple[int, ...] = (256, 1024, 16384)
-    suites: tuple[SuiteName, ...] = ("signed", "unsigned")
-    warmup: int = 20
-    pipeline_records: int = 1500
-    sqs_records: int = 150
-    cache_off_records: int = 60
-    latency_records: int = 200
-    latency_rate: float = 25.0
-    memory_records: int = 600
-    profile_records: int = 300
-    # The dedupe window (pure CPU, in-process): a full window of the consumer's size, then timed records.
-    dedupe_window_events: int = ConsumerSettings.model_fields["dedupe_window_events"].default
-    dedupe_records: int = 20_000
-    dedupe_runs: int = 5
-    real_processes: bool = True
-    profile: bool = True
-    quick: bool = False
+@dataclass
+class Measured:
+    """What a run has measured so far, and the notes on what it could not."""
 
-    @classmethod
-    def quick_config(cls) -> BenchConfig:
-        return cls(
-            runs=1,
-            warmup=4,
-            pipeline_records=40,
-            sqs_records=20,
-            cache_off_records=8,
-            latency_records=20,
-            latency_rate=20.0,
-            memory_records=20,
-            profile_records=20,
-            dedupe_runs=3,
-            quick=True,
-        )
+    samples: list[Sample] = field(default_factory=list)
+    latency: list[LatencySample] = field(default_factory=list)
+    memory: list[MemorySample] = field(default_factory=list)
+    profiles: list[ProfileSummary] = field(default_factory=list)
+    dedupe: DedupeCost | None = None
+    notes: list[str] = field(default_factory=list)
 
-    def with_overrides(self, **changes: Any) -> BenchConfig:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-
-def machine_info() -> dict[str, Any]:
-    """nproc, CPU model, RAM, Python: what the results were measured on."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_kb = 0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "ram_gb": round(mem_kb / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_start": list(os.getloadavg()),
-    }
-
-
-@contextlib.contextmanager
-def bench_logging(path: Path) -> Iterator[None]:
-    """The services' JSON log lines go to a file while the benchmark runs (the pipelines log as in
-    production, off the terminal); the noisy libraries are held where the services hold them. Restored after.
-    """
-    config = logging_config("keyfan-bench", "INFO")
-    formatter_args = dict(config["formatters"]["json"])
-    factory = formatter_args.pop("()")
-    module, _, name = factory.rpartition(".")
-    formatter = getattr(importlib.import_module(module), name)(**formatter_args)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(formatter)
-    keyfan = logging.getLogger("keyfan")
-    saved = (keyfan.level, keyfan.propagate)
-    quiet = {name: logging.getLogger(name) for name in QUIET_LOGGERS}
-    saved_levels = {name: logger.level for name, logger in quiet.items()}
-    keyfan.addHandler(handler)
-    keyfan.setLevel(logging.INFO)
-    keyfan.propagate = False
-    for name, logger in quiet.items():
-        logger.setLevel(QUIET_LOGGERS[name])
-    try:
-        yield
-    finally:
-        keyfan.removeHandler(handler)
-        handler.close()
-        keyfan.setLevel(saved[0])
-        keyfan.propagate = saved[1]
-        for name, logger in quiet.items():
-            logger.setLevel(saved_levels[name])
-
-
-def _count(events: Sequence[DepartmentEvent], department: str) -> int:
-    return sum(1 for e in events if e.department == department)
-
-
-async def run_scenario(
-    ctx: BenchContext, config: BenchConfig, run: int, suite: SuiteName, size: int, codec: Codec
-) -> list[Sample]:
-    """Owner pipeline, owner via SQS, consumer decrypt and (encrypted) consumer denied, on one fresh topic."""
-    topic = f"keyfan.bench.{run}.{suite}.{size}.{codec}.{uuid.uuid4().hex[:6]}"
-    departments = ctx.registry.names
-    seed = 1000 * run + size
-    warm = sized_events(config.warmup, departments, size, seed)
-    staged = sized_events(config.pipeline_records, departments, size, seed + 1)
-    queued = sized_events(config.sqs_records, departments, size, seed + 2)
-    payload = actual_sizes([*warm, *staged, *queued]).get(READER)
-    base: dict[str, Any] = {"run": run, "codec": codec, "suite": suite, "size": size}
-    await create_topic(ctx.bootstrap_servers, topic, ctx.registry.partition_count)
-    try:
-        encryptor = TimedEncryptor(ctx.encryptor(codec, suite))
-        owner = await run_owner_path(ctx, encryptor, topic, staged, warm, via_sqs=False)
-        via_sqs = await run_owner_path(ctx, encryptor, topic, queued, (), via_sqs=True)
-        samples = [
-            Sample(path=OWNER_PIPELINE, **base, **_owner_fields(owner)),
-            Sample(path=OWNER_SQS, **base, **_owner_fields(via_sqs)),
-        ]
-        everything = [*warm, *staged, *queued]
-        decryptor = TimedDecryptor(ctx.decryptor(READER, codec))
-        consumer = await run_consumer_path(
-            ctx,
-            consumer_pipeline(ctx, READER, decryptor),
-            decryptor,
-            topic,
-            ctx.registry.get(READER).partitions,
-            expected=_count(everything, READER),
-            warmup=_count(warm, READER),
-        )
-        samples.append(Sample(path=CONSUMER, **base, **_consumer_fields(consumer), payload_bytes=payload))
-        if codec == "encrypted":
-            decryptor = TimedDecryptor(ctx.decryptor(READER, codec))
-            denied = await run_consumer_path(
-                ctx,
-                consumer_pipeline(ctx, READER, decryptor),
-                decryptor,
-                topic,
-                ctx.registry.get(FOREIGN).partitions,
-                expected=_count(everything, FOREIGN),
-                warmup=min(1, _count(everything, FOREIGN)),
-            )
-            samples.append(Sample(path=CONSUMER_DENIED, **base, **_consumer_fields(denied)))
-        return samples
-    finally:
-        await delete_topic(ctx.bootstrap_servers, topic)
-
-
-async def run_cache_off(
-    ctx: BenchContext, config: BenchConfig, run: int, suite: SuiteName, size: int
-) -> list[Sample]:
-    """Data-key caching off: one KMS call per record on both sides (KMS figures; small on purpose)."""
-    topic = f"keyfan.bench.{run}.nocache.{uuid.uuid4().hex[:6]}"
-    departments = ctx.registry.names
-    events = sized_events(config.cache_off_records, departments, size, 7000 + run)
-    base: dict[str, Any] = {"run": run, "codec": "encrypted", "suite": suite, "size": size, "cache": False}
-    await create_topic(ctx.bootstrap_servers, topic, ctx.registry.partition_count)
-    try:
-        encryptor = TimedEncryptor(ctx.encryptor("encrypted", suite, cache_enabled=False))
-        warm, measured = events[:2], events[2:]
-        owner = await run_owner_path(ctx, encryptor, topic, measured, warm, via_sqs=False)
-        decryptor = TimedDecryptor(ctx.decryptor(READER, "encrypted", cache_enabled=False))
-        consumer = await run_consumer_path(
-            ctx,
-            consumer_pipeline(ctx, READER, decryptor),
-            decryptor,
-            topic,
-            ctx.registry.get(READER).partitions,
-            expected=_count(events, READER),
-            warmup=_count(warm, READER),
-        )
-    finally:
-        await delete_topic(ctx.bootstrap_servers, topic)
-    return [
-        Sample(path=OWNER_PIPELINE, **base, **_owner_fields(owner)),
-        Sample(path=CONSUMER, **base, **_consumer_fields(consumer)),
-    ]
-
-
-def _owner_fields(run: Any) -> dict[str, Any]:
-    return {
-        "records": run.records,
-        "seconds": run.seconds,
-        "records_per_second": run.records_per_second,
-        "kms_calls": run.kms_calls,
-        "warmup_kms_calls": run.warmup_kms_calls,
-        "crypto_ms_mean": run.encrypt_ms_mean,
-        "crypto_share": run.encrypt_share,
-        "processed": run.records,
-    }
-
-
-def _consumer_fields(run: Any) -> dict[str, Any]:
-    return {
-        "records": run.records,
-        "seconds": run.seconds,
-        "records_per_second": run.records_per_second,
-        "kms_calls": run.kms_calls,
-        "warmup_kms_calls": run.warmup_kms_calls,
-        "crypto_ms_mean": run.decrypt_ms_mean,
-        "crypto_share": run.decrypt_share,
-        "value_bytes": run.value_bytes,
-        "record_bytes": run.record_bytes,
-        "outcomes": run.outcomes,
-        "processed": run.processed,
-    }
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """An extra phase: if it fails, a note says so and the measurements already made are kept."""
+        try:
+            yield
+        except Exception as exc:
+            self.notes.append(f"{name} failed: {type(exc).__name__}: {exc}")
 
 
 async def run_benchmark(
     ctx: BenchContext, config: BenchConfig, *, work_dir: Path, progress: Progress = lambda _: None
-) -> dict[str, Any]:
+) -> BenchResults:
     began = time.monotonic()
     machine = machine_info()
     loop = asyncio.get_running_loop()
     # As the owner service does: pollers, encrypts and SQS calls all run in threads.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=48, thread_name_prefix="bench"))
-    samples: list[Sample] = []
-    latency: list[LatencySample] = []
-    memory: list[MemorySample] = []
-    profiles: list[ProfileSummary] = []
-    dedupe: DedupeCost | None = None
-    notes: list[str] = []
+    found = Measured()
     await asyncio.to_thread(ctx.purge_queue)
     for run in range(config.runs):
-        order: tuple[Codec, ...] = CODECS if run % 2 == 0 else tuple(reversed(CODECS))
-        for suite in config.suites:
-            for size in config.sizes:
-                for codec in order:
-                    started = time.monotonic()
-                    try:
-                        samples += await run_scenario(ctx, config, run, suite, size, codec)
-                    except BenchError as exc:  # one stalled scenario must not lose the whole run
-                        notes.append(f"run {run + 1} {suite} {size} B {codec} failed and is left out: {exc}")
-                        progress(notes[-1])
-                        await asyncio.to_thread(ctx.purge_queue)
-                        continue
-                    progress(
-                        f"run {run + 1}/{config.runs} {suite:<8} {size:>6} B {codec:<9} "
-                        f"{time.monotonic() - started:5.1f}s"
-                    )
-        try:
-            samples += await run_cache_off(ctx, config, run, config.suites[0], 1024)
-            progress(f"run {run + 1}/{config.runs} data-key cache off")
-        except BenchError as exc:
-            notes.append(f"run {run + 1} data-key cache off failed and is left out: {exc}")
-        latency += await run_latency_set(ctx, config, run, progress, notes)
+        await run_matrix(ctx, config, run, found, progress)
     if config.profile:
-        try:
-            size = 1024 if 1024 in config.sizes else config.sizes[0]
-            profiles = await profile_paths(ctx, config.profile_records, config.suites[0], size)
+        with found.phase("profiling"):
+            found.profiles = await profile_paths(
+                ctx, config.profile_records, config.suites[0], config.reference_size
+            )
             progress("profiles done")
-        except Exception as exc:  # a failed extra phase must not lose the measurements already made
-            notes.append(f"profiling failed: {type(exc).__name__}: {exc}")
     if config.real_processes:
-        try:
-            memory = await asyncio.to_thread(measure_services, ctx, config.memory_records, 1024, progress)
+        with found.phase("real-process memory phase"):
+            found.memory = await asyncio.to_thread(
+                measure_services, ctx, config.memory_records, FIXED_SIZE, progress
+            )
             progress("real-process memory done")
-        except Exception as exc:
-            notes.append(f"real-process memory phase failed: {type(exc).__name__}: {exc}")
-    memory.append(harness_memory(sum(s.processed for s in samples)))
+    found.memory.append(harness_memory(sum(s.processed for s in found.samples)))
     # After the harness's peak RSS is read: a full window (tens of MB) must not count in it.
-    try:
-        dedupe = run_dedupe(ctx, config, progress)
-    except Exception as exc:  # as for the other extra phases: keep what was measured
-        notes.append(f"dedupe window phase failed: {type(exc).__name__}: {exc}")
-    notes += standard_notes(config)
-    machine["load_average_end"] = list(os.getloadavg())
-    config_doc = {**asdict(config), "duration_seconds": round(time.monotonic() - began, 1)}
+    with found.phase("dedupe window phase"):
+        found.dedupe = run_dedupe(ctx, config, progress)
+    found.notes += standard_notes(config)
     return summarize(
-        samples, latency, memory, profiles, dedupe=dedupe, config=config_doc, machine=machine, notes=notes
+        found.samples,
+        found.latency,
+        found.memory,
+        found.profiles,
+        dedupe=found.dedupe,
+        config=RunConfig(**asdict(config), duration_seconds=round(time.monotonic() - began, 1)),
+        machine=replace(machine, load_average_end=os.getloadavg()),
+        notes=found.notes,
     )
+
+
+async def run_matrix(
+    ctx: BenchContext, config: BenchConfig, run: int, found: Measured, progress: Progress
+) -> None:
+    """One run: every suite and size with both codecs, the data-key cache off, and the latency set."""
+    order: tuple[Codec, ...] = CODECS if run % 2 == 0 else tuple(reversed(CODECS))
+    for suite in config.suites:
+        for size in config.sizes:
+            for codec in order:
+                started = time.monotonic()
+                try:
+                    found.samples += await run_scenario(ctx, config, run, suite, size, codec)
+                except BenchError as exc:  # one stalled scenario must not lose the whole run
+                    found.notes.append(
+                        f"run {run + 1} {suite} {size} B {codec} failed and is left out: {exc}"
+                    )
+                    progress(found.notes[-1])
+                    await asyncio.to_thread(ctx.purge_queue)
+                    continue
+                progress(
+                    f"run {run + 1}/{config.runs} {suite:<8} {size:>6} B {codec:<9} "
+                    f"{time.monotonic() - started:5.1f}s"
+                )
+    try:
+        found.samples += await run_cache_off(ctx, config, run, config.suites[0], FIXED_SIZE)
+        progress(f"run {run + 1}/{config.runs} data-key cache off")
+    except BenchError as exc:
+        found.notes.append(f"run {run + 1} data-key cache off failed and is left out: {exc}")
+    found.latency += await run_latency_set(ctx, config, run, progress, found.notes)
 
 
 def run_dedupe(ctx: BenchContext, config: BenchConfig, progress: Progress) -> DedupeCost:
@@ -351,24 +139,6 @@ def run_dedupe(ctx: BenchContext, config: BenchConfig, progress: Progress) -> De
         f"rebuild {cost.rebuild_ms:.0f} ms ({time.monotonic() - started:.1f}s)"
     )
     return cost
-
-
-def harness_memory(records: int) -> MemorySample:
-    """The benchmark process itself (all in-process paths, both codecs): its peak RSS, said plainly."""
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    rss_kb = 0
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss_kb = int(line.split()[1])
-    return MemorySample(
-        process="bench harness (in-process owner + consumers, all runs)",
-        pid=os.getpid(),
-        vmhwm_kb=int(peak_kb),
-        vmrss_kb=rss_kb,
-        records=records,
-        kms_calls=None,
-    )
 
 
 def standard_notes(config: BenchConfig) -> list[str]:
@@ -399,7 +169,7 @@ async def run_latency_set(
     ctx: BenchContext, config: BenchConfig, run: int, progress: Progress, notes: list[str]
 ) -> list[LatencySample]:
     """Per run: the plaintext twin and each suite, at 1 KB (or the first size measured)."""
-    size = 1024 if 1024 in config.sizes else config.sizes[0]
+    size = config.reference_size
     found = []
     plans: list[tuple[Codec, SuiteName]] = [("plaintext", config.suites[0])]
     plans += [("encrypted", suite) for suite in config.suites]

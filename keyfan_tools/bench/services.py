@@ -12,30 +12,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from keyfan_tools.bench.context import BenchContext, BenchError
-from keyfan_tools.bench.paths import fill_queue
+from keyfan_tools.bench.host import status_kb
+from keyfan_tools.bench.paths.broker import create_topics
+from keyfan_tools.bench.paths.queues import fill_queue
 from keyfan_tools.bench.payloads import sized_events
 from keyfan_tools.bench.samples import MemorySample
 from keyfan_tools.local.services import ServiceProcess, start_service
 
 CONSUMERS = ("sales", "finance")
 DEADLINE_SECONDS = 180.0
-
-
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-    except OSError:
-        return 0
-    return 0
 
 
 def owner_figures(metrics_text: str) -> tuple[int, int]:
@@ -55,15 +45,6 @@ def consumer_outcomes(state: dict[str, Any]) -> dict[str, int]:
     return {k: int(counters.get(k, 0)) for k in ("decrypted", "access_denied", "dead_lettered")}
 
 
-async def _create_topics(bootstrap: str, names: dict[str, int]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="keyfan-bench")
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, n, replication_factor=1) for name, n in names.items()])
-    finally:
-        await admin.close()
-
-
 def _json(service: ServiceProcess, path: str) -> dict[str, Any]:
     try:
         return dict(service.get_json(path, timeout=3))
@@ -79,7 +60,7 @@ def measure_services(
     topics = {"events": f"keyfan.bench.rss.{suffix}", "audit": f"keyfan.bench.rss.audit.{suffix}"}
     topics["dlq"] = f"keyfan.bench.rss.dlq.{suffix}"
     asyncio.run(
-        _create_topics(
+        create_topics(
             ctx.bootstrap_servers,
             {topics["events"]: ctx.registry.partition_count, topics["audit"]: 1, topics["dlq"]: 1},
         )
@@ -128,8 +109,8 @@ def measure_services(
             MemorySample(
                 process="owner_service",
                 pid=started["owner_service"].pid,
-                vmhwm_kb=_status_kb(started["owner_service"].pid, "VmHWM"),
-                vmrss_kb=_status_kb(started["owner_service"].pid, "VmRSS"),
+                vmhwm_kb=status_kb(started["owner_service"].pid, "VmHWM"),
+                vmrss_kb=status_kb(started["owner_service"].pid, "VmRSS"),
                 records=published,
                 kms_calls=owner_calls,
                 seconds=seconds,
@@ -141,8 +122,8 @@ def measure_services(
                 MemorySample(
                     process=name,
                     pid=service.pid,
-                    vmhwm_kb=_status_kb(service.pid, "VmHWM"),
-                    vmrss_kb=_status_kb(service.pid, "VmRSS"),
+                    vmhwm_kb=status_kb(service.pid, "VmHWM"),
+                    vmrss_kb=status_kb(service.pid, "VmRSS"),
                     records=sum(consumer_outcomes(state).values()),
                     kms_calls=int(state.get("counters", {}).get("kms_calls", 0)),
                     outcomes=consumer_outcomes(state),

@@ -1,4 +1,4 @@
-"""Pure: raw samples -> the results document (medians over runs, paired ratios, goals). No I/O.
+"""Pure: raw samples -> ``BenchResults`` (medians over runs, paired ratios, goals). No I/O.
 
 Every encrypted figure is paired with its plaintext twin *from the same run* (same broker, same sizes, same
 minute), the ratio is taken run by run, and the reported ratio is the median of those ratios.
@@ -7,9 +7,23 @@ minute), the ratio is taken run by run, and the reported ratio is the median of 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
 
+from keyfan_tools.bench.results import (
+    Accounting,
+    BenchResults,
+    BytesRow,
+    DedupeShare,
+    DedupeSummary,
+    Goal,
+    KmsRow,
+    LatencyRow,
+    Machine,
+    MemoryRow,
+    RunConfig,
+    ThroughputRow,
+    Unaccounted,
+)
 from keyfan_tools.bench.samples import (
     CONSUMER,
     CONSUMER_DENIED,
@@ -25,7 +39,6 @@ from keyfan_tools.bench.samples import (
 )
 from keyfan_tools.bench.stats import median, median_or_none, paired_ratios, per_thousand
 
-RESULTS_SCHEMA = 1
 THROUGHPUT_GOAL = 0.9  # encrypted >= 0.9 x plaintext
 KMS_GOAL_PER_1000 = 0.1  # <= 1 KMS call per 10,000 records at steady state
 LATENCY_GOAL_MS = 5.0  # p99 encrypted <= p99 plaintext + 5 ms
@@ -35,6 +48,8 @@ KMS_SIDES: dict[str, tuple[str, ...]] = {
     "consumer": (CONSUMER,),
     "consumer_denied": (CONSUMER_DENIED,),
 }
+TWIN_BASELINE = "plaintext twin"
+DENIED_BASELINE = "plaintext consumer decrypt path (no plaintext twin of a denial)"
 
 
 def _med(values: Iterable[float]) -> float | None:
@@ -46,243 +61,227 @@ def _by_run(samples: Iterable[Sample]) -> dict[int, Sample]:
     return {s.run: s for s in samples}
 
 
-def throughput_rows(samples: Sequence[Sample]) -> list[dict[str, Any]]:
-    rows = []
+def _paired(
+    samples: Sequence[Sample], path: str, suite: str, size: int
+) -> tuple[dict[int, Sample], dict[int, Sample], list[int]]:
+    """The encrypted samples of ``path`` by run, their plaintext twins by run, and the runs that have both.
+    A denial has no plaintext twin: it is set against the plaintext consumer."""
+    twin_path = CONSUMER if path == CONSUMER_DENIED else path
+    encrypted = _by_run(
+        s for s in samples if (s.path, s.codec, s.suite, s.size) == (path, "encrypted", suite, size)
+    )
+    plaintext = _by_run(
+        s for s in samples if (s.path, s.codec, s.suite, s.size) == (twin_path, "plaintext", suite, size)
+    )
+    return encrypted, plaintext, sorted(set(encrypted) & set(plaintext))
+
+
+def _encrypted_keys(samples: Iterable[Sample], path: str) -> list[tuple[str, int]]:
+    """The (suite, size) pairs measured encrypted on ``path``, in order."""
+    return sorted({(s.suite, s.size) for s in samples if s.path == path and s.codec == "encrypted"})
+
+
+def throughput_rows(samples: Sequence[Sample]) -> list[ThroughputRow]:
     cached = [s for s in samples if s.cache]
-    for path in PATHS:
-        keys = sorted({(s.suite, s.size) for s in cached if s.path == path and s.codec == "encrypted"})
-        for suite, size in keys:
-            enc = _by_run(
-                s for s in cached if (s.path, s.codec, s.suite, s.size) == (path, "encrypted", suite, size)
-            )
-            twin_path = CONSUMER if path == CONSUMER_DENIED else path
-            plain = _by_run(
-                s
-                for s in cached
-                if (s.path, s.codec, s.suite, s.size) == (twin_path, "plaintext", suite, size)
-            )
-            runs = sorted(set(enc) & set(plain))
-            enc_rps = [enc[r].records_per_second for r in runs]
-            plain_rps = [plain[r].records_per_second for r in runs]
-            ratios = paired_ratios(enc_rps, plain_rps)
-            ratio = median_or_none(ratios)
-            goal = THROUGHPUT_GOAL if path in GOAL_PATHS else None
-            rows.append(
-                {
-                    "path": path,
-                    "title": PATH_TITLES[path],
-                    "suite": suite,
-                    "size": size,
-                    "runs": len(runs),
-                    "records_per_run": _med(float(enc[r].records) for r in runs),
-                    "encrypted_rps": _med(enc_rps),
-                    "plaintext_rps": _med(plain_rps),
-                    "ratio": ratio,
-                    "encrypted_rps_runs": enc_rps,
-                    "plaintext_rps_runs": plain_rps,
-                    "ratio_runs": ratios,
-                    "baseline": "plaintext twin"
-                    if path != CONSUMER_DENIED
-                    else "plaintext consumer decrypt path (no plaintext twin of a denial)",
-                    "crypto_ms_mean": _med(enc[r].crypto_ms_mean for r in runs),
-                    "crypto_share": _med(enc[r].crypto_share for r in runs),
-                    "plaintext_codec_ms_mean": _med(plain[r].crypto_ms_mean for r in runs),
-                    "goal": goal,
-                    "meets_goal": None if goal is None or ratio is None else ratio >= goal,
-                }
-            )
-    return rows
+    return [
+        _throughput_row(cached, path, suite, size)
+        for path in PATHS
+        for suite, size in _encrypted_keys(cached, path)
+    ]
 
 
-def kms_rows(samples: Sequence[Sample]) -> list[dict[str, Any]]:
+def _throughput_row(cached: Sequence[Sample], path: str, suite: str, size: int) -> ThroughputRow:
+    enc, plain, runs = _paired(cached, path, suite, size)
+    enc_rps = [enc[r].records_per_second for r in runs]
+    plain_rps = [plain[r].records_per_second for r in runs]
+    ratios = paired_ratios(enc_rps, plain_rps)
+    ratio = median_or_none(ratios)
+    goal = THROUGHPUT_GOAL if path in GOAL_PATHS else None
+    return ThroughputRow(
+        path=path,
+        title=PATH_TITLES[path],
+        suite=suite,
+        size=size,
+        runs=len(runs),
+        records_per_run=_med(float(enc[r].records) for r in runs),
+        encrypted_rps=_med(enc_rps),
+        plaintext_rps=_med(plain_rps),
+        ratio=ratio,
+        encrypted_rps_runs=enc_rps,
+        plaintext_rps_runs=plain_rps,
+        ratio_runs=ratios,
+        baseline=DENIED_BASELINE if path == CONSUMER_DENIED else TWIN_BASELINE,
+        crypto_ms_mean=_med(enc[r].crypto_ms_mean for r in runs),
+        crypto_share=_med(enc[r].crypto_share for r in runs),
+        plaintext_codec_ms_mean=_med(plain[r].crypto_ms_mean for r in runs),
+        goal=goal,
+        meets_goal=None if goal is None or ratio is None else ratio >= goal,
+    )
+
+
+def kms_rows(samples: Sequence[Sample]) -> list[KmsRow]:
     rows = []
     encrypted = [s for s in samples if s.codec == "encrypted"]
     for side, paths in KMS_SIDES.items():
         for cache in (True, False):
             chosen = [s for s in encrypted if s.path in paths and s.cache == cache]
-            if not chosen:
-                continue
-            runs = sorted({s.run for s in chosen})
-            per_run = []
-            calls_runs, records_runs, warm_runs = [], [], []
-            for run in runs:
-                mine = [s for s in chosen if s.run == run]
-                calls = sum(s.kms_calls for s in mine)
-                records = sum(s.records for s in mine)
-                calls_runs.append(calls)
-                records_runs.append(records)
-                warm_runs.append(sum(s.warmup_kms_calls for s in mine))
-                per_run.append(per_thousand(calls, records))
-            value = median(per_run)
-            goal = KMS_GOAL_PER_1000 if cache and side != "consumer_denied" else None
-            rows.append(
-                {
-                    "side": side,
-                    "cache": "on" if cache else "off",
-                    "runs": len(runs),
-                    "per_1000": value,
-                    "per_1000_runs": per_run,
-                    "calls_runs": calls_runs,
-                    "records_runs": records_runs,
-                    "warmup_calls_runs": warm_runs,
-                    "warmup_calls": median([float(w) for w in warm_runs]),
-                    "goal_per_1000": goal,
-                    "meets_goal": None if goal is None else value <= goal,
-                }
-            )
+            if chosen:
+                rows.append(_kms_row(side, cache, chosen))
     return rows
 
 
-def latency_rows(samples: Sequence[LatencySample]) -> list[dict[str, Any]]:
-    rows = []
-    for suite, size in sorted({(s.suite, s.size) for s in samples if s.codec == "encrypted"}):
-        enc = {s.run: s for s in samples if (s.codec, s.suite, s.size) == ("encrypted", suite, size)}
-        plain = {s.run: s for s in samples if (s.codec, s.size) == ("plaintext", size)}
-        runs = sorted(set(enc) & set(plain))
-        deltas = [enc[r].p99_ms - plain[r].p99_ms for r in runs]
-        delta = _med(deltas)
-        rows.append(
-            {
-                "suite": suite,
-                "size": size,
-                "runs": len(runs),
-                "rate_per_second": _med(enc[r].rate_per_second for r in runs),
-                "samples_per_run": _med(float(enc[r].count) for r in runs),
-                "encrypted_p50_ms": _med(enc[r].p50_ms for r in runs),
-                "encrypted_p99_ms": _med(enc[r].p99_ms for r in runs),
-                "plaintext_p50_ms": _med(plain[r].p50_ms for r in runs),
-                "plaintext_p99_ms": _med(plain[r].p99_ms for r in runs),
-                "p50_ratio": median_or_none(
-                    paired_ratios([enc[r].p50_ms for r in runs], [plain[r].p50_ms for r in runs])
-                ),
-                "p99_ratio": median_or_none(
-                    paired_ratios([enc[r].p99_ms for r in runs], [plain[r].p99_ms for r in runs])
-                ),
-                "p99_delta_ms": delta,
-                "p99_delta_ms_runs": deltas,
-                "encrypted_to_publish_p50_ms": _med(enc[r].to_publish_p50_ms for r in runs),
-                "encrypted_publish_to_handler_p50_ms": _med(enc[r].publish_to_handler_p50_ms for r in runs),
-                "encrypted_to_publish_p99_ms": _med(enc[r].to_publish_p99_ms for r in runs),
-                "encrypted_publish_to_handler_p99_ms": _med(enc[r].publish_to_handler_p99_ms for r in runs),
-                "plaintext_to_publish_p50_ms": _med(plain[r].to_publish_p50_ms for r in runs),
-                "plaintext_to_publish_p99_ms": _med(plain[r].to_publish_p99_ms for r in runs),
-                "plaintext_publish_to_handler_p99_ms": _med(plain[r].publish_to_handler_p99_ms for r in runs),
-                "plaintext_publish_to_handler_p50_ms": _med(plain[r].publish_to_handler_p50_ms for r in runs),
-                "goal_delta_ms": LATENCY_GOAL_MS,
-                "meets_goal": None if delta is None else delta <= LATENCY_GOAL_MS,
-            }
-        )
-    return rows
+def _kms_row(side: str, cache: bool, chosen: Sequence[Sample]) -> KmsRow:
+    runs = sorted({s.run for s in chosen})
+    by_run = [[s for s in chosen if s.run == run] for run in runs]
+    calls_runs = [sum(s.kms_calls for s in mine) for mine in by_run]
+    records_runs = [sum(s.records for s in mine) for mine in by_run]
+    warm_runs = [sum(s.warmup_kms_calls for s in mine) for mine in by_run]
+    per_run = [per_thousand(calls, records) for calls, records in zip(calls_runs, records_runs, strict=True)]
+    value = median(per_run)
+    goal = KMS_GOAL_PER_1000 if cache and side != "consumer_denied" else None
+    return KmsRow(
+        side=side,
+        cache="on" if cache else "off",
+        runs=len(runs),
+        per_1000=value,
+        per_1000_runs=per_run,
+        calls_runs=calls_runs,
+        records_runs=records_runs,
+        warmup_calls_runs=warm_runs,
+        warmup_calls=median([float(w) for w in warm_runs]),
+        goal_per_1000=goal,
+        meets_goal=None if goal is None else value <= goal,
+    )
 
 
-def bytes_rows(samples: Sequence[Sample]) -> list[dict[str, Any]]:
-    rows = []
+def latency_rows(samples: Sequence[LatencySample]) -> list[LatencyRow]:
+    keys = sorted({(s.suite, s.size) for s in samples if s.codec == "encrypted"})
+    return [_latency_row(samples, suite, size) for suite, size in keys]
+
+
+def _latency_row(samples: Sequence[LatencySample], suite: str, size: int) -> LatencyRow:
+    # One plaintext run per size (it has no suite): every suite is set against it.
+    enc = {s.run: s for s in samples if (s.codec, s.suite, s.size) == ("encrypted", suite, size)}
+    plain = {s.run: s for s in samples if (s.codec, s.size) == ("plaintext", size)}
+    runs = sorted(set(enc) & set(plain))
+    deltas = [enc[r].p99_ms - plain[r].p99_ms for r in runs]
+    delta = _med(deltas)
+    return LatencyRow(
+        suite=suite,
+        size=size,
+        runs=len(runs),
+        rate_per_second=_med(enc[r].rate_per_second for r in runs),
+        samples_per_run=_med(float(enc[r].count) for r in runs),
+        encrypted_p50_ms=_med(enc[r].p50_ms for r in runs),
+        encrypted_p99_ms=_med(enc[r].p99_ms for r in runs),
+        plaintext_p50_ms=_med(plain[r].p50_ms for r in runs),
+        plaintext_p99_ms=_med(plain[r].p99_ms for r in runs),
+        p50_ratio=median_or_none(
+            paired_ratios([enc[r].p50_ms for r in runs], [plain[r].p50_ms for r in runs])
+        ),
+        p99_ratio=median_or_none(
+            paired_ratios([enc[r].p99_ms for r in runs], [plain[r].p99_ms for r in runs])
+        ),
+        p99_delta_ms=delta,
+        p99_delta_ms_runs=deltas,
+        encrypted_to_publish_p50_ms=_med(enc[r].to_publish_p50_ms for r in runs),
+        encrypted_publish_to_handler_p50_ms=_med(enc[r].publish_to_handler_p50_ms for r in runs),
+        encrypted_to_publish_p99_ms=_med(enc[r].to_publish_p99_ms for r in runs),
+        encrypted_publish_to_handler_p99_ms=_med(enc[r].publish_to_handler_p99_ms for r in runs),
+        plaintext_to_publish_p50_ms=_med(plain[r].to_publish_p50_ms for r in runs),
+        plaintext_to_publish_p99_ms=_med(plain[r].to_publish_p99_ms for r in runs),
+        plaintext_publish_to_handler_p99_ms=_med(plain[r].publish_to_handler_p99_ms for r in runs),
+        plaintext_publish_to_handler_p50_ms=_med(plain[r].publish_to_handler_p50_ms for r in runs),
+        goal_delta_ms=LATENCY_GOAL_MS,
+        meets_goal=None if delta is None else delta <= LATENCY_GOAL_MS,
+    )
+
+
+def bytes_rows(samples: Sequence[Sample]) -> list[BytesRow]:
     consumer = [s for s in samples if s.path == CONSUMER and s.cache]
-    for suite, size in sorted({(s.suite, s.size) for s in consumer if s.codec == "encrypted"}):
-        enc = _by_run(s for s in consumer if (s.codec, s.suite, s.size) == ("encrypted", suite, size))
-        plain = _by_run(s for s in consumer if (s.codec, s.suite, s.size) == ("plaintext", suite, size))
-        runs = sorted(set(enc) & set(plain))
-        enc_value = _med(enc[r].value_bytes or 0.0 for r in runs)
-        payload = _med(enc[r].payload_bytes or 0.0 for r in runs)
-        plain_value = _med(plain[r].value_bytes or 0.0 for r in runs)
-        rows.append(
-            {
-                "suite": suite,
-                "size": size,
-                "payload_bytes": payload,
-                "encrypted_value_bytes": enc_value,
-                "plaintext_value_bytes": plain_value,
-                "encrypted_record_bytes": _med(enc[r].record_bytes or 0.0 for r in runs),
-                "plaintext_record_bytes": _med(plain[r].record_bytes or 0.0 for r in runs),
-                "value_ratio": median_or_none(
-                    paired_ratios(
-                        [enc[r].value_bytes or 0.0 for r in runs], [plain[r].value_bytes or 0.0 for r in runs]
-                    )
-                ),
-                "encryption_overhead_bytes": None
-                if enc_value is None or plain_value is None
-                else enc_value - plain_value,
-                "overhead_vs_sealed_bytes": None
-                if enc_value is None or payload is None
-                else enc_value - payload,
-            }
-        )
-    return rows
+    return [_bytes_row(consumer, suite, size) for suite, size in _encrypted_keys(consumer, CONSUMER)]
 
 
-def memory_rows(samples: Sequence[MemorySample]) -> list[dict[str, Any]]:
+def _bytes_row(consumer: Sequence[Sample], suite: str, size: int) -> BytesRow:
+    enc, plain, runs = _paired(consumer, CONSUMER, suite, size)
+    enc_value = _med(enc[r].value_bytes or 0.0 for r in runs)
+    payload = _med(enc[r].payload_bytes or 0.0 for r in runs)
+    plain_value = _med(plain[r].value_bytes or 0.0 for r in runs)
+    return BytesRow(
+        suite=suite,
+        size=size,
+        payload_bytes=payload,
+        encrypted_value_bytes=enc_value,
+        plaintext_value_bytes=plain_value,
+        encrypted_record_bytes=_med(enc[r].record_bytes or 0.0 for r in runs),
+        plaintext_record_bytes=_med(plain[r].record_bytes or 0.0 for r in runs),
+        value_ratio=median_or_none(
+            paired_ratios(
+                [enc[r].value_bytes or 0.0 for r in runs], [plain[r].value_bytes or 0.0 for r in runs]
+            )
+        ),
+        encryption_overhead_bytes=None
+        if enc_value is None or plain_value is None
+        else enc_value - plain_value,
+        overhead_vs_sealed_bytes=None if enc_value is None or payload is None else enc_value - payload,
+    )
+
+
+def memory_rows(samples: Sequence[MemorySample]) -> list[MemoryRow]:
     return [
-        {**asdict(s), "vmhwm_mb": s.vmhwm_kb / 1024, "vmrss_mb": s.vmrss_kb / 1024}
+        MemoryRow(**asdict(s), vmhwm_mb=s.vmhwm_kb / 1024, vmrss_mb=s.vmrss_kb / 1024)
         for s in sorted(samples, key=lambda m: m.process)
     ]
 
 
-def accounting(samples: Sequence[Sample]) -> dict[str, Any]:
+def accounting(samples: Sequence[Sample]) -> Accounting:
     """Every consumer record reached exactly one outcome (decrypted, denied or dead-lettered)."""
     checked = [s for s in samples if s.path in (CONSUMER, CONSUMER_DENIED)]
     broken = [
-        {"run": s.run, "path": s.path, "codec": s.codec, "suite": s.suite, "size": s.size}
+        Unaccounted(run=s.run, path=s.path, codec=s.codec, suite=s.suite, size=s.size)
         for s in checked
         if sum(s.outcomes.values()) != s.processed
     ]
-    return {"checked": len(checked), "all_accounted": not broken, "unaccounted": broken}
+    return Accounting(checked=len(checked), all_accounted=not broken, unaccounted=broken)
 
 
 def goals(
-    throughput: Sequence[dict[str, Any]], kms: Sequence[dict[str, Any]], latency: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    throughput: Sequence[ThroughputRow], kms: Sequence[KmsRow], latency: Sequence[LatencyRow]
+) -> list[Goal]:
     """One line per goal: the worst case across sizes and suites."""
     found = []
     for path in GOAL_PATHS:
-        ratios = [r["ratio"] for r in throughput if r["path"] == path and r["ratio"] is not None]
+        ratios = [r.ratio for r in throughput if r.path == path and r.ratio is not None]
         if ratios:
             worst = min(ratios)
             found.append(
-                {
-                    "goal": f"{PATH_TITLES[path]}: encrypted >= {THROUGHPUT_GOAL} x plaintext",
-                    "worst": worst,
-                    "met": worst >= THROUGHPUT_GOAL,
-                }
+                Goal(
+                    goal=f"{PATH_TITLES[path]}: encrypted >= {THROUGHPUT_GOAL} x plaintext",
+                    worst=worst,
+                    met=worst >= THROUGHPUT_GOAL,
+                )
             )
-    for row in kms:
-        if row["goal_per_1000"] is not None:
-            found.append(
-                {
-                    "goal": f"{row['side']}: <= 1 KMS call per 10,000 records at steady state",
-                    "worst": row["per_1000"] * 10,
-                    "unit": "calls per 10,000",
-                    "met": row["meets_goal"],
-                }
-            )
-    deltas = [r["p99_delta_ms"] for r in latency if r["p99_delta_ms"] is not None]
+    found += [
+        Goal(
+            goal=f"{row.side}: <= 1 KMS call per 10,000 records at steady state",
+            worst=row.per_1000 * 10,
+            unit="calls per 10,000",
+            met=bool(row.meets_goal),
+        )
+        for row in kms
+        if row.goal_per_1000 is not None
+    ]
+    deltas = [r.p99_delta_ms for r in latency if r.p99_delta_ms is not None]
     if deltas:
         found.append(
-            {
-                "goal": f"p99 end-to-end latency <= plaintext + {LATENCY_GOAL_MS:g} ms",
-                "worst": max(deltas),
-                "unit": "ms over plaintext",
-                "met": max(deltas) <= LATENCY_GOAL_MS,
-            }
+            Goal(
+                goal=f"p99 end-to-end latency <= plaintext + {LATENCY_GOAL_MS:g} ms",
+                worst=max(deltas),
+                unit="ms over plaintext",
+                met=max(deltas) <= LATENCY_GOAL_MS,
+            )
         )
     return found
-
-
-@dataclass(frozen=True)
-class DedupeShare:
-    """The dedupe window's per-record time against the consumer's, measured in the same benchmark run."""
-
-    suite: str
-    size: int
-    encrypted_record_us: float | None  # the consumer path, wall time per record (1e6 / records per second)
-    encrypted_share: float | None  # window time / consumer time
-    plaintext_record_us: float | None  # its plaintext twin
-    plaintext_share: float | None
-
-
-@dataclass(frozen=True)
-class DedupeSummary:
-    cost: DedupeCost
-    consumer: list[DedupeShare]
 
 
 def _record_us(records_per_second: float | None) -> float | None:
@@ -293,17 +292,17 @@ def _share(part: float, whole: float | None) -> float | None:
     return part / whole if whole else None
 
 
-def dedupe_summary(cost: DedupeCost, throughput: Sequence[dict[str, Any]]) -> DedupeSummary:
+def dedupe_summary(cost: DedupeCost, throughput: Sequence[ThroughputRow]) -> DedupeSummary:
     """The window's cost, and its share of each consumer row's per-record time (none if none was measured)."""
     shares = []
     for row in throughput:
-        if row["path"] != CONSUMER:
+        if row.path != CONSUMER:
             continue
-        encrypted, plaintext = _record_us(row["encrypted_rps"]), _record_us(row["plaintext_rps"])
+        encrypted, plaintext = _record_us(row.encrypted_rps), _record_us(row.plaintext_rps)
         shares.append(
             DedupeShare(
-                suite=row["suite"],
-                size=row["size"],
+                suite=row.suite,
+                size=row.size,
                 encrypted_record_us=encrypted,
                 encrypted_share=_share(cost.record_us, encrypted),
                 plaintext_record_us=plaintext,
@@ -320,27 +319,26 @@ def summarize(
     profiles: Sequence[ProfileSummary] = (),
     *,
     dedupe: DedupeCost | None = None,
-    config: dict[str, Any] | None = None,
-    machine: dict[str, Any] | None = None,
+    config: RunConfig | None = None,
+    machine: Machine | None = None,
     notes: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> BenchResults:
     throughput = throughput_rows(samples)
     kms = kms_rows(samples)
     lat = latency_rows(latency)
-    return {
-        "schema": RESULTS_SCHEMA,
-        "config": config or {},
-        "machine": machine or {},
-        "notes": list(notes),
-        "goals": goals(throughput, kms, lat),
-        "throughput": throughput,
-        "kms": kms,
-        "latency": lat,
-        "bytes": bytes_rows(samples),
-        "memory": memory_rows(memory),
-        "profiles": [asdict(p) for p in profiles],
-        "dedupe": None if dedupe is None else asdict(dedupe_summary(dedupe, throughput)),
-        "accounting": accounting(samples),
-        "samples": [asdict(s) for s in samples],
-        "latency_samples": [asdict(s) for s in latency],
-    }
+    return BenchResults(
+        config=config or RunConfig(),
+        machine=machine or Machine(),
+        notes=list(notes),
+        goals=goals(throughput, kms, lat),
+        throughput=throughput,
+        kms=kms,
+        latency=lat,
+        bytes=bytes_rows(samples),
+        memory=memory_rows(memory),
+        profiles=list(profiles),
+        dedupe=None if dedupe is None else dedupe_summary(dedupe, throughput),
+        accounting=accounting(samples),
+        samples=list(samples),
+        latency_samples=list(latency),
+    )

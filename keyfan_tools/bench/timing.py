@@ -33,6 +33,10 @@ class CallTimer:
     def mean_ms(self) -> float:
         return 1000.0 * self.seconds / self.calls if self.calls else 0.0
 
+    def share_of(self, wall_seconds: float) -> float:
+        """Time in the calls (summed over threads) / ``wall_seconds``."""
+        return self.seconds / wall_seconds if wall_seconds > 0 else 0.0
+
 
 def kms_calls(codec: object) -> int:
     """KMS calls so far, from the adapter's own ``KmsObserver`` (0 for a plaintext twin)."""

@@ -73,9 +73,9 @@ def bench(
 ) -> None:
     """Measure the cost of encryption against a plaintext baseline, in one run; write bench/results/."""
     # Imported here so that `keyfan --help` does not pay for the Encryption SDK, boto3 and aiokafka.
+    from keyfan_tools.bench.config import BenchConfig
     from keyfan_tools.bench.harness import bench_private_stack
     from keyfan_tools.bench.readme import update_readme
-    from keyfan_tools.bench.runner import BenchConfig
 
     config = (BenchConfig.quick_config() if quick else BenchConfig()).with_overrides(
         runs=runs,
@@ -93,7 +93,7 @@ def bench(
         raise click.ClickException(str(exc)) from exc
     if out_dir == DEFAULT_OUT and README.exists():
         update_readme(README, readme)  # the README's Performance section is this run's, verbatim
-    for goal in results["goals"]:
-        click.echo(f"{'met    ' if goal['met'] else 'MISSED '} {goal['goal']}: {goal['worst']:.2f}")
+    for goal in results.goals:
+        click.echo(f"{'met    ' if goal.met else 'MISSED '} {goal.goal}: {goal.worst:.2f}")
     written = f"{readme} and {README}" if out_dir == DEFAULT_OUT else str(readme)
     click.echo(f"results in {out_dir}/ and {written} ({time.monotonic() - began:.0f} s)")

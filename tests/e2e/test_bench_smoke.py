@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from keyfan_tools.bench.config import BenchConfig
 from keyfan_tools.bench.harness import bench_on_stack
-from keyfan_tools.bench.runner import BenchConfig
 from keyfan_tools.local import LocalStack
 from keyfan_tools.local.processes import pid_alive
 
@@ -36,7 +36,7 @@ def test_bench_writes_results_json_markdown_and_png(local_stack: LocalStack, tmp
 
     # then the three files exist and are well-formed
     document = json.loads((out / "results.json").read_text())
-    assert document == json.loads(json.dumps(results))
+    assert document == json.loads(json.dumps(results.as_document()))
     for key in (
         "config",
         "machine",

@@ -9,7 +9,8 @@ import uuid
 import pytest
 
 from keyfan_tools.bench.dedupe import capacity_per_partition, measure_dedupe, serialized_bytes
-from keyfan_tools.bench.report import render_markdown, render_readme_section
+from keyfan_tools.bench.report.markdown import render_markdown
+from keyfan_tools.bench.report.readme_section import render_readme_section
 from keyfan_tools.bench.samples import DedupeCost
 from keyfan_tools.bench.summary import summarize
 from tests.unit.test_bench_summary import three_runs
@@ -91,7 +92,7 @@ def test_summary_gives_the_cost_and_its_share_of_each_consumer_rows_time():
     results = summarize(three_runs(), dedupe=cost(record_us=2.0))
 
     # then the cost is carried as measured and set against 2,000 us and 500 us per record
-    dedupe = json.loads(json.dumps(results["dedupe"]))
+    dedupe = json.loads(json.dumps(results.as_document()["dedupe"]))
     assert dedupe["cost"]["record_us"] == 2.0 and dedupe["cost"]["window_ids"] == 100_002
     (share,) = dedupe["consumer"]
     assert (share["suite"], share["size"]) == ("signed", 1024)
@@ -102,8 +103,8 @@ def test_summary_gives_the_cost_and_its_share_of_each_consumer_rows_time():
 
 
 def test_without_a_consumer_figure_the_cost_stands_alone_and_without_a_cost_there_is_none():
-    assert summarize([], dedupe=cost())["dedupe"]["consumer"] == []
-    assert summarize(three_runs())["dedupe"] is None
+    assert summarize([], dedupe=cost()).as_document()["dedupe"]["consumer"] == []
+    assert summarize(three_runs()).as_document()["dedupe"] is None
 
 
 def test_markdown_and_readme_have_a_deduplication_window_section_with_the_bound():

@@ -16,6 +16,11 @@ from keyfan_tools.bench.samples import (
 from keyfan_tools.bench.summary import summarize
 
 
+def summarized(*args, **kwargs):
+    """The results document (``results.json``) of ``summarize``."""
+    return summarize(*args, **kwargs).as_document()
+
+
 def sample(run, path, codec, rps, **extra):
     records = extra.pop("records", 1000)
     processed = extra.pop("processed", records)
@@ -94,7 +99,7 @@ def row(rows, **match):
 
 
 def test_ratio_is_the_median_of_run_by_run_ratios_not_a_ratio_of_medians():
-    results = summarize(three_runs())
+    results = summarized(three_runs())
     owner = row(results["throughput"], path=OWNER_SQS)
     assert owner["ratio_runs"] == pytest.approx([0.9, 0.5, 0.95])
     assert owner["ratio"] == pytest.approx(0.9)
@@ -104,7 +109,7 @@ def test_ratio_is_the_median_of_run_by_run_ratios_not_a_ratio_of_medians():
 
 
 def test_consumer_ratio_misses_the_goal_and_denials_compare_with_the_plaintext_consumer():
-    results = summarize(three_runs())
+    results = summarized(three_runs())
     consumer = row(results["throughput"], path=CONSUMER)
     assert consumer["ratio"] == pytest.approx(0.25)
     assert consumer["meets_goal"] is False
@@ -114,7 +119,7 @@ def test_consumer_ratio_misses_the_goal_and_denials_compare_with_the_plaintext_c
 
 
 def test_kms_calls_per_thousand_by_side_and_cache():
-    results = summarize(three_runs())
+    results = summarized(three_runs())
     owner_on = row(results["kms"], side="owner", cache="on")
     assert owner_on["per_1000"] == 0.0 and owner_on["meets_goal"] is True
     assert owner_on["warmup_calls"] == 2
@@ -135,7 +140,7 @@ def test_latency_delta_is_taken_per_run_against_the_same_runs_plaintext():
         latency(2, "plaintext", 20, 40),
         latency(2, "encrypted", 21, 43),
     ]
-    results = summarize([], lat)
+    results = summarized([], lat)
     (signed,) = results["latency"]
     assert signed["p99_delta_ms_runs"] == [4, 10, 3]
     assert signed["p99_delta_ms"] == 4
@@ -144,21 +149,21 @@ def test_latency_delta_is_taken_per_run_against_the_same_runs_plaintext():
 
 
 def test_bytes_rows_pair_encrypted_and_plaintext_values():
-    (bytes_row,) = summarize(three_runs())["bytes"]
+    (bytes_row,) = summarized(three_runs())["bytes"]
     assert bytes_row["encryption_overhead_bytes"] == pytest.approx(390.0)
     assert bytes_row["value_ratio"] == pytest.approx(1630 / 1240)
     assert bytes_row["payload_bytes"] == 1024.0
 
 
 def test_accounting_flags_consumer_runs_whose_outcomes_do_not_add_up():
-    good = summarize(three_runs())["accounting"]
+    good = summarized(three_runs())["accounting"]
     assert good == {"checked": 9, "all_accounted": True, "unaccounted": []}
     broken = sample(0, CONSUMER, "encrypted", 1.0, outcomes={"decrypted": 1}, processed=2)
-    assert summarize([broken])["accounting"]["all_accounted"] is False
+    assert summarized([broken])["accounting"]["all_accounted"] is False
 
 
 def test_goals_report_the_worst_case_and_memory_rows_are_in_megabytes():
-    results = summarize(three_runs(), memory=[MemorySample("owner_service", 1, 102400, 51200, 10, 2)])
+    results = summarized(three_runs(), memory=[MemorySample("owner_service", 1, 102400, 51200, 10, 2)])
     goals = {g["goal"]: g for g in results["goals"]}
     assert any(not g["met"] for g in goals.values())
     assert results["memory"][0]["vmhwm_mb"] == 100.0

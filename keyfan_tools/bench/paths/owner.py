@@ -1,0 +1,128 @@
+"""The owner path: SQS (or messages already received) -> the owner's own runner and pipeline -> a topic.
+
+Records/s run from the start of the runner to the last delete of a measured message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from keyfan.models import DepartmentEvent
+from keyfan.owner import OwnerMetrics, OwnerPipeline, OwnerRunner
+from keyfan.settings import OwnerSettings
+from keyfan_tools.bench.context import BenchContext
+from keyfan_tools.bench.paths.broker import AiokafkaPublisher
+from keyfan_tools.bench.paths.measure import MeasureHooks, NoHooks, PathRun, wait_for
+from keyfan_tools.bench.paths.queues import CountingQueue, PreloadedQueue, fill_queue
+from keyfan_tools.bench.stats import rate
+from keyfan_tools.bench.timing import TimedEncryptor, kms_calls
+
+# The owner's long poll (the service's default is 2 s); only the drain at the end of a run waits for it.
+POLL_WAIT_SECONDS = 1
+
+
+def owner_default(name: str) -> Any:
+    """The owner service's default for one of its settings (``keyfan.settings.OwnerSettings``)."""
+    return OwnerSettings.model_fields[name].default
+
+
+def owner_runner(
+    ctx: BenchContext,
+    encryptor: TimedEncryptor,
+    publisher: AiokafkaPublisher,
+    queue: CountingQueue | PreloadedQueue,
+    topic: str,
+    *,
+    wait_seconds: int,
+) -> OwnerRunner:
+    """The owner's own pipeline and runner with the service's default settings, around bench I/O."""
+    pipeline = OwnerPipeline(
+        registry=ctx.registry,
+        encryptor=encryptor,
+        publisher=publisher,
+        queue=queue,
+        dead_letters=ctx.queue("owner", dead_letters=True),
+        topic=topic,
+        max_body_bytes=owner_default("max_body_bytes"),
+        visibility_timeout=owner_default("visibility_timeout_seconds"),
+        metrics=OwnerMetrics(CollectorRegistry()),
+    )
+    return OwnerRunner(
+        pipeline,
+        queue,
+        concurrency=owner_default("poll_concurrency"),
+        wait_seconds=wait_seconds,
+        visibility_timeout=owner_default("visibility_timeout_seconds"),
+    )
+
+
+async def _owner_until(
+    ctx: BenchContext,
+    encryptor: TimedEncryptor,
+    publisher: AiokafkaPublisher,
+    topic: str,
+    queue: CountingQueue | PreloadedQueue,
+    count: int,
+    hooks: MeasureHooks | None = None,
+) -> tuple[float, float]:
+    """Run an owner worker until ``count`` messages are deleted; (start, last delete) wall times."""
+    runner = owner_runner(ctx, encryptor, publisher, queue, topic, wait_seconds=POLL_WAIT_SECONDS)
+    hooks = hooks or NoHooks()
+    hooks.start()
+    started = time.time()
+    runner.start()
+    try:
+        await wait_for(lambda: queue.deleted >= count, f"owner published {queue.deleted}/{count}")
+    finally:
+        hooks.stop()
+        await runner.drain(30.0)
+    return started, queue.last_delete
+
+
+async def run_owner_path(
+    ctx: BenchContext,
+    encryptor: TimedEncryptor,
+    topic: str,
+    events: Sequence[DepartmentEvent],
+    warmup: Sequence[DepartmentEvent],
+    *,
+    via_sqs: bool = True,
+    hooks: MeasureHooks | None = None,
+) -> PathRun:
+    """Warm up (caches, connections, credentials), then measure the owner draining ``events``: from SQS
+    (filled beforehand, untimed) or, with ``via_sqs=False``, from messages it has already received."""
+    generator = ctx.queue("generator") if via_sqs else None
+
+    async def queue_of(batch: Sequence[DepartmentEvent]) -> CountingQueue | PreloadedQueue:
+        if generator is None:
+            return PreloadedQueue(batch)
+        sent = await asyncio.to_thread(fill_queue, generator, batch)
+        return CountingQueue(ctx.queue("owner"), sent)
+
+    publisher = AiokafkaPublisher(ctx.bootstrap_servers)
+    await publisher.start()
+    try:
+        if warmup:
+            queue = await queue_of(warmup)
+            await _owner_until(ctx, encryptor, publisher, topic, queue, len(warmup))
+        warm_calls = kms_calls(encryptor)
+        encryptor.timer.reset()
+        queue = await queue_of(events)
+        started, ended = await _owner_until(ctx, encryptor, publisher, topic, queue, len(events), hooks)
+    finally:
+        await publisher.stop()
+    seconds = ended - started
+    return PathRun(
+        records=len(events),
+        seconds=seconds,
+        records_per_second=rate(len(events), seconds),
+        kms_calls=kms_calls(encryptor) - warm_calls,
+        warmup_kms_calls=warm_calls,
+        crypto_ms_mean=encryptor.timer.mean_ms,
+        crypto_share=encryptor.timer.share_of(seconds),
+    )

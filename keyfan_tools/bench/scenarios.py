@@ -1,0 +1,122 @@
+"""One measurement of the matrix: every path at one suite, size and codec, on a fresh topic; and the same with
+the data-key cache off. Each returns its raw ``Sample``s.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import TypedDict
+
+from keyfan.crypto import SuiteName
+from keyfan_tools.bench.config import BenchConfig
+from keyfan_tools.bench.context import BenchContext, Codec
+from keyfan_tools.bench.paths.broker import fresh_topic
+from keyfan_tools.bench.paths.consumer import FOREIGN, READER, ConsumerRun, records_of, run_reader_path
+from keyfan_tools.bench.paths.measure import PathRun
+from keyfan_tools.bench.paths.owner import run_owner_path
+from keyfan_tools.bench.payloads import actual_sizes, sized_events
+from keyfan_tools.bench.samples import CONSUMER, CONSUMER_DENIED, OWNER_PIPELINE, OWNER_SQS, Sample
+from keyfan_tools.bench.timing import TimedDecryptor, TimedEncryptor
+
+
+class Scenario(TypedDict, total=False):
+    """What a sample was measured at (``cache`` defaults to on)."""
+
+    run: int
+    codec: Codec
+    suite: SuiteName
+    size: int
+    cache: bool
+
+
+def path_sample(path: str, scenario: Scenario, measured: PathRun) -> Sample:
+    """The sample of an owner path (each record processed is measured), or the start of a consumer's."""
+    return Sample(
+        path=path,
+        **scenario,
+        records=measured.records,
+        seconds=measured.seconds,
+        records_per_second=measured.records_per_second,
+        kms_calls=measured.kms_calls,
+        warmup_kms_calls=measured.warmup_kms_calls,
+        crypto_ms_mean=measured.crypto_ms_mean,
+        crypto_share=measured.crypto_share,
+        processed=measured.records,
+    )
+
+
+def consumer_sample(
+    path: str, scenario: Scenario, measured: ConsumerRun, payload_bytes: float | None = None
+) -> Sample:
+    return replace(
+        path_sample(path, scenario, measured),
+        value_bytes=measured.value_bytes,
+        record_bytes=measured.record_bytes,
+        payload_bytes=payload_bytes,
+        outcomes=measured.outcomes,
+        processed=measured.processed,
+    )
+
+
+async def run_scenario(
+    ctx: BenchContext, config: BenchConfig, run: int, suite: SuiteName, size: int, codec: Codec
+) -> list[Sample]:
+    """Owner pipeline, owner via SQS, consumer decrypt and (encrypted) consumer denied, on one fresh topic."""
+    name = f"keyfan.bench.{run}.{suite}.{size}.{codec}.{uuid.uuid4().hex[:6]}"
+    departments = ctx.registry.names
+    seed = 1000 * run + size
+    warm = sized_events(config.warmup, departments, size, seed)
+    staged = sized_events(config.pipeline_records, departments, size, seed + 1)
+    queued = sized_events(config.sqs_records, departments, size, seed + 2)
+    everything = [*warm, *staged, *queued]
+    payload = actual_sizes(everything).get(READER)
+    scenario = Scenario(run=run, codec=codec, suite=suite, size=size)
+    async with fresh_topic(ctx.bootstrap_servers, name, ctx.registry.partition_count) as topic:
+        encryptor = TimedEncryptor(ctx.encryptor(codec, suite))
+        owner = await run_owner_path(ctx, encryptor, topic, staged, warm, via_sqs=False)
+        via_sqs = await run_owner_path(ctx, encryptor, topic, queued, (), via_sqs=True)
+        samples = [path_sample(OWNER_PIPELINE, scenario, owner), path_sample(OWNER_SQS, scenario, via_sqs)]
+        consumer = await run_reader_path(
+            ctx,
+            TimedDecryptor(ctx.decryptor(READER, codec)),
+            topic,
+            source=READER,
+            expected=records_of(READER, everything),
+            warmup=records_of(READER, warm),
+        )
+        samples.append(consumer_sample(CONSUMER, scenario, consumer, payload))
+        if codec == "encrypted":
+            foreign = records_of(FOREIGN, everything)
+            denied = await run_reader_path(
+                ctx,
+                TimedDecryptor(ctx.decryptor(READER, codec)),
+                topic,
+                source=FOREIGN,
+                expected=foreign,
+                warmup=min(1, foreign),
+            )
+            samples.append(consumer_sample(CONSUMER_DENIED, scenario, denied))
+    return samples
+
+
+async def run_cache_off(
+    ctx: BenchContext, config: BenchConfig, run: int, suite: SuiteName, size: int
+) -> list[Sample]:
+    """Data-key caching off: one KMS call per record on both sides (KMS figures; small on purpose)."""
+    name = f"keyfan.bench.{run}.nocache.{uuid.uuid4().hex[:6]}"
+    events = sized_events(config.cache_off_records, ctx.registry.names, size, 7000 + run)
+    scenario = Scenario(run=run, codec="encrypted", suite=suite, size=size, cache=False)
+    async with fresh_topic(ctx.bootstrap_servers, name, ctx.registry.partition_count) as topic:
+        encryptor = TimedEncryptor(ctx.encryptor("encrypted", suite, cache_enabled=False))
+        warm, measured = events[:2], events[2:]
+        owner = await run_owner_path(ctx, encryptor, topic, measured, warm, via_sqs=False)
+        consumer = await run_reader_path(
+            ctx,
+            TimedDecryptor(ctx.decryptor(READER, "encrypted", cache_enabled=False)),
+            topic,
+            source=READER,
+            expected=records_of(READER, events),
+            warmup=records_of(READER, warm),
+        )
+    return [path_sample(OWNER_PIPELINE, scenario, owner), consumer_sample(CONSUMER, scenario, consumer)]
