@@ -5,7 +5,7 @@ rest: discovery decryption, outcome classification, denial memory, in-place retr
 and state in a Faust Table, ``/state`` and ``/metrics``.
 """
 
-from keyfan.consumer.app import ConsumerApp, ConsumerRuntime, create_consumer_app
+from keyfan.consumer.app import ConsumerApp, ConsumerRuntime, create_consumer_app, record_pipeline
 from keyfan.consumer.audit import AuditRecord, AuditSink
 from keyfan.consumer.denials import Denial, DenialMemory
 from keyfan.consumer.handler import DomainHandler, State, count_foreign, parse_payload
@@ -36,4 +36,5 @@ __all__ = [
     "count_foreign",
     "create_consumer_app",
     "parse_payload",
+    "record_pipeline",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,8 @@ from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Reseeks, SeekAct
 from keyfan.consumer.records import DeadLetterSink, RawRecord
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
 from keyfan.crypto.ports import Decryptor
+from keyfan.departments import DepartmentRegistry
+from keyfan.envelope import CONTENT_ESDK
 from keyfan.exceptions import ConfigError, Interrupted
 from keyfan.kafka_auth import broker_credentials
 from keyfan.metrics import expose_metrics
@@ -132,6 +134,51 @@ class ConsumerApp(faust.App):
         await super().on_stop()
 
 
+def record_pipeline(
+    settings: ConsumerSettings,
+    handler: DomainHandler,
+    *,
+    registry: DepartmentRegistry,
+    decryptor: Decryptor,
+    principal: str | None,
+    store: MutableMapping[str, Any],
+    audit: AuditSink,
+    dead_letters: DeadLetterSink,
+    metrics_registry: CollectorRegistry | None = None,
+    clock: Clock | None = None,
+    accepted_contents: frozenset[str] = frozenset({CONTENT_ESDK}),
+) -> RecordPipeline:
+    """A consumer's record pipeline wired from its settings: the one wiring the service and the benchmark
+    share (the benchmark passes its own store, sinks and decryptor)."""
+    metrics = ConsumerMetrics(settings.department, metrics_registry)
+    denials = DenialMemory(settings.denial_ttl_seconds, **({"clock": clock} if clock else {}))
+    observer = getattr(decryptor, "observer", None)
+    metrics.watch(
+        (lambda: dict(observer.calls)) if observer is not None else dict,
+        lambda: len(denials.active()),
+    )
+    return RecordPipeline(
+        department=settings.department,
+        consumer_group=settings.consumer_group,
+        principal=principal,
+        registry=registry,
+        decryptor=decryptor,
+        handler=handler,
+        store=store,
+        audit=audit,
+        dead_letters=dead_letters,
+        denials=denials,
+        metrics=metrics,
+        retry=RetryPolicy(
+            initial_seconds=settings.retry_initial_seconds,
+            max_seconds=settings.retry_max_seconds,
+            max_unexpected_attempts=settings.unexpected_max_attempts,
+        ),
+        dedupe_window_events=settings.dedupe_window_events,
+        accepted_contents=accepted_contents,
+    )
+
+
 def create_consumer_app(
     settings: ConsumerSettings,
     handler: DomainHandler,
@@ -188,32 +235,19 @@ def create_consumer_app(
     audit_topic = app.topic(settings.audit_topic, key_serializer="raw", value_serializer="raw")
     dlq_topic = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw", allow_empty=True)
     table = app.Table(STATE_TABLE, partitions=partitions)  # table_key/value_serializer default: json
-    metrics = ConsumerMetrics(settings.department, registry)
-    denials = DenialMemory(settings.denial_ttl_seconds, **({"clock": clock} if clock else {}))
-    observer = getattr(decryptor, "observer", None)
-    metrics.watch(
-        (lambda: dict(observer.calls)) if observer is not None else dict,
-        lambda: len(denials.active()),
-    )
-    pipeline = RecordPipeline(
-        department=settings.department,
-        consumer_group=settings.consumer_group,
-        principal=principal,
+    pipeline = record_pipeline(
+        settings,
+        handler,
         registry=registry_,
         decryptor=decryptor,
-        handler=handler,
+        principal=principal,
         store=table,
         audit=audit or FaustAuditSink(audit_topic, settings.department),
         dead_letters=dead_letters or FaustDeadLetterSink(dlq_topic, settings.department),
-        denials=denials,
-        metrics=metrics,
-        retry=RetryPolicy(
-            initial_seconds=settings.retry_initial_seconds,
-            max_seconds=settings.retry_max_seconds,
-            max_unexpected_attempts=settings.unexpected_max_attempts,
-        ),
-        dedupe_window_events=settings.dedupe_window_events,
+        metrics_registry=registry,
+        clock=clock,
     )
+    metrics, denials = pipeline.metrics, pipeline.denials
     runtime = ConsumerRuntime(
         settings=settings,
         handler=handler,

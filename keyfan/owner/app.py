@@ -21,13 +21,15 @@ from botocore.config import Config
 from faust.exceptions import ProducerSendError
 
 from keyfan.aws import botocore_session_for
-from keyfan.crypto import KmsObserver, StrictKmsEncryptor
+from keyfan.crypto import Encryptor, KmsObserver, StrictKmsEncryptor
+from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import Headers
 from keyfan.exceptions import PublishFailed
 from keyfan.kafka_auth import broker_credentials
 from keyfan.metrics import expose_metrics
 from keyfan.owner.metrics import OwnerMetrics
 from keyfan.owner.pipeline import OwnerPipeline, key_arns_for
+from keyfan.owner.ports import DeadLetterQueue, Publisher, WorkQueue
 from keyfan.owner.runner import OwnerRunner
 from keyfan.retry import RetryPolicy
 from keyfan.settings import OwnerSettings
@@ -60,6 +62,44 @@ class FaustPublisher:
         except (TimeoutError, KafkaError, ProducerSendError) as exc:
             raise PublishFailed(f"broker did not acknowledge: {type(exc).__name__}") from exc
         return int(metadata.offset)
+
+
+def owner_runner(
+    settings: OwnerSettings,
+    *,
+    registry: DepartmentRegistry,
+    encryptor: Encryptor,
+    publisher: Publisher,
+    queue: WorkQueue,
+    dead_letters: DeadLetterQueue,
+    metrics: OwnerMetrics,
+) -> OwnerRunner:
+    """The owner's pipeline and pollers wired from its settings: the one wiring the service and the
+    benchmark share (the benchmark passes its own encryptor, publisher and queues)."""
+    pipeline = OwnerPipeline(
+        registry=registry,
+        encryptor=encryptor,
+        publisher=publisher,
+        queue=queue,
+        dead_letters=dead_letters,
+        topic=settings.topic,
+        max_body_bytes=settings.max_body_bytes,
+        visibility_timeout=settings.visibility_timeout_seconds,
+        retry=RetryPolicy(
+            initial_seconds=settings.retry_initial_seconds,
+            max_seconds=settings.retry_max_seconds,
+            max_unexpected_attempts=settings.unexpected_max_attempts,
+            jitter=True,
+        ),
+        metrics=metrics,
+    )
+    return OwnerRunner(
+        pipeline,
+        queue,
+        concurrency=settings.poll_concurrency,
+        wait_seconds=settings.poll_wait_seconds,
+        visibility_timeout=settings.visibility_timeout_seconds,
+    )
 
 
 class OwnerService(mode.Service):
@@ -102,23 +142,6 @@ class OwnerService(mode.Service):
         )
         sqs = session.client("sqs")
         queue = SqsQueue(sqs, settings.queue_url)
-        pipeline = OwnerPipeline(
-            registry=registry,
-            encryptor=encryptor,
-            publisher=FaustPublisher(self.app, settings.publish_timeout_seconds),
-            queue=queue,
-            dead_letters=SqsQueue(sqs, settings.dlq_url),
-            topic=settings.topic,
-            max_body_bytes=settings.max_body_bytes,
-            visibility_timeout=settings.visibility_timeout_seconds,
-            retry=RetryPolicy(
-                initial_seconds=settings.retry_initial_seconds,
-                max_seconds=settings.retry_max_seconds,
-                max_unexpected_attempts=settings.unexpected_max_attempts,
-                jitter=True,
-            ),
-            metrics=self.metrics,
-        )
         log.info(
             "owner ready",
             extra={
@@ -127,12 +150,14 @@ class OwnerService(mode.Service):
                 "topic": settings.topic,
             },
         )
-        return OwnerRunner(
-            pipeline,
-            queue,
-            concurrency=settings.poll_concurrency,
-            wait_seconds=settings.poll_wait_seconds,
-            visibility_timeout=settings.visibility_timeout_seconds,
+        return owner_runner(
+            settings,
+            registry=registry,
+            encryptor=encryptor,
+            publisher=FaustPublisher(self.app, settings.publish_timeout_seconds),
+            queue=queue,
+            dead_letters=SqsQueue(sqs, settings.dlq_url),
+            metrics=self.metrics,
         )
 
     async def on_start(self) -> None:

@@ -21,7 +21,7 @@ from keyfan_tools.bench.context import BenchContext, BenchError, Codec
 from keyfan_tools.bench.paths.broker import AiokafkaPublisher, fresh_topic
 from keyfan_tools.bench.paths.consumer import READER, RecordingHandler, consumer_pipeline, run_consumer_path
 from keyfan_tools.bench.paths.measure import wait_for
-from keyfan_tools.bench.paths.owner import owner_default, owner_runner
+from keyfan_tools.bench.paths.owner import bench_owner_runner, owner_default
 from keyfan_tools.bench.paths.queues import CountingQueue, fill_queue
 from keyfan_tools.bench.payloads import sized_events
 from keyfan_tools.bench.samples import LatencySample
@@ -74,7 +74,7 @@ async def _send_and_receive(
     publisher = AiokafkaPublisher(ctx.bootstrap_servers)
     await publisher.start()
     queue = CountingQueue(ctx.queue("owner"), [str(e.event_id) for e in events])
-    runner = owner_runner(
+    runner = bench_owner_runner(
         ctx, encryptor, publisher, queue, topic, wait_seconds=int(owner_default("poll_wait_seconds"))
     )
     decryptor = TimedDecryptor(ctx.decryptor(READER, codec))

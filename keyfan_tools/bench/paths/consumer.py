@@ -18,11 +18,11 @@ from prometheus_client import CollectorRegistry
 from keyfan.consumer import (
     AuditRecord,
     ConsumerMetrics,
-    DenialMemory,
     DomainHandler,
     RawRecord,
     RecordPipeline,
     State,
+    record_pipeline,
 )
 from keyfan.envelope import RecordMetadata
 from keyfan.models import DepartmentEvent
@@ -94,28 +94,23 @@ class ConsumerPipeline:
 
 
 def consumer_pipeline(ctx: BenchContext, department: str, decryptor: TimedDecryptor) -> ConsumerPipeline:
-    metrics = ConsumerMetrics(department, CollectorRegistry())
-    denials = DenialMemory(ConsumerSettings.model_fields["denial_ttl_seconds"].default)
-    observer = decryptor.observer
-    metrics.watch(
-        (lambda: dict(observer.calls)) if observer is not None else dict, lambda: len(denials.active())
-    )
+    """The consumer service's own wiring (``record_pipeline``) with its default settings, around bench I/O."""
     audit, dead_letters = MemoryAuditSink(), MemoryDeadLetters()
     handler = RecordingHandler(handler_for(department))  # the app's own, through its entry point
-    pipeline = RecordPipeline(
-        department=department,
-        consumer_group=f"keyfan-bench-{department}",
-        principal=ctx.principal(department),
+    settings = ConsumerSettings.model_construct(department=department, group_id=f"keyfan-bench-{department}")
+    pipeline = record_pipeline(
+        settings,
+        handler,
         registry=ctx.registry,
         decryptor=decryptor,
-        handler=handler,
+        principal=ctx.principal(department),
         store={},
         audit=audit,
         dead_letters=dead_letters,
-        denials=denials,
-        metrics=metrics,
+        metrics_registry=CollectorRegistry(),
         accepted_contents=frozenset({content_of(decryptor)}),
     )
+    metrics = pipeline.metrics
     return ConsumerPipeline(pipeline, metrics, audit, dead_letters, handler)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from keyfan.models import DepartmentEvent
-from keyfan.owner import OwnerMetrics, OwnerPipeline, OwnerRunner
+from keyfan.owner import OwnerMetrics, OwnerRunner, owner_runner
 from keyfan.settings import OwnerSettings
 from keyfan_tools.bench.context import BenchContext
 from keyfan_tools.bench.paths.broker import AiokafkaPublisher
@@ -31,7 +31,7 @@ def owner_default(name: str) -> Any:
     return OwnerSettings.model_fields[name].default
 
 
-def owner_runner(
+def bench_owner_runner(
     ctx: BenchContext,
     encryptor: TimedEncryptor,
     publisher: AiokafkaPublisher,
@@ -40,24 +40,16 @@ def owner_runner(
     *,
     wait_seconds: int,
 ) -> OwnerRunner:
-    """The owner's own pipeline and runner with the service's default settings, around bench I/O."""
-    pipeline = OwnerPipeline(
+    """The owner service's own wiring (``owner_runner``) with its default settings, around bench I/O."""
+    settings = OwnerSettings.model_construct(topic=topic, poll_wait_seconds=wait_seconds)
+    return owner_runner(
+        settings,
         registry=ctx.registry,
         encryptor=encryptor,
         publisher=publisher,
         queue=queue,
         dead_letters=ctx.queue("owner", dead_letters=True),
-        topic=topic,
-        max_body_bytes=owner_default("max_body_bytes"),
-        visibility_timeout=owner_default("visibility_timeout_seconds"),
         metrics=OwnerMetrics(CollectorRegistry()),
-    )
-    return OwnerRunner(
-        pipeline,
-        queue,
-        concurrency=owner_default("poll_concurrency"),
-        wait_seconds=wait_seconds,
-        visibility_timeout=owner_default("visibility_timeout_seconds"),
     )
 
 
@@ -71,7 +63,7 @@ async def _owner_until(
     hooks: MeasureHooks | None = None,
 ) -> tuple[float, float]:
     """Run an owner worker until ``count`` messages are deleted; (start, last delete) wall times."""
-    runner = owner_runner(ctx, encryptor, publisher, queue, topic, wait_seconds=POLL_WAIT_SECONDS)
+    runner = bench_owner_runner(ctx, encryptor, publisher, queue, topic, wait_seconds=POLL_WAIT_SECONDS)
     hooks = hooks or NoHooks()
     hooks.start()
     started = time.time()
