@@ -17,7 +17,7 @@ DENIED_CODES = frozenset(
     {
         "AccessDeniedException",
         "AccessDenied",
-        "403",  # stock moto, before keyfan.local's patch aligns it with AWS
+        "403",  # stock moto, before the local stack's patch (keyfan_tools.local.moto_patches) aligns it with AWS
         "UnrecognizedClientException",
         "InvalidClientTokenId",
         "ExpiredTokenException",
