@@ -123,6 +123,13 @@ class ConsumerApp(faust.App):
     def _new_transport(self) -> TransportT:
         return ReseekingTransport(self.conf.broker_consumer, self)
 
+    async def reseek(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` again from ``offset``: records before the one delivered were lost on the way."""
+        consumer = self.consumer
+        if not isinstance(consumer, ReseekingConsumer):
+            raise ConfigError(f"the consumer app runs on {type(consumer).__name__}, not ReseekingConsumer")
+        await consumer.reseek(tp, offset)
+
     def on_rebalance_start(self) -> None:
         if hasattr(self, "runtime"):
             self.runtime.on_rebalance_start()
@@ -290,7 +297,7 @@ def create_consumer_app(
     return app
 
 
-async def _process(app: faust.App, runtime: ConsumerRuntime, record: RawRecord) -> str:
+async def _process(app: ConsumerApp, runtime: ConsumerRuntime, record: RawRecord) -> str:
     """One record through the pipeline; a gap sends the consumer back to the partition's position."""
     try:
         verdict = await runtime.pipeline.process(record)
@@ -304,9 +311,7 @@ async def _process(app: faust.App, runtime: ConsumerRuntime, record: RawRecord) 
     if action is SeekAction.SEEK:
         log_event(logger, logging.WARNING, "position_gap_reseek", **fields)
         try:
-            consumer = app.consumer
-            assert isinstance(consumer, ReseekingConsumer)
-            await consumer.reseek(TP(record.topic, record.partition), verdict.expected)
+            await app.reseek(TP(record.topic, record.partition), verdict.expected)
         except Exception as exc:  # revoked meanwhile: the rebalance seeks every partition anyway
             log_event(logger, logging.WARNING, "position_gap_seek_failed", error=type(exc).__name__, **fields)
         return "gap"

@@ -127,36 +127,36 @@ class RecordPipeline:
 
     # -- the record -----------------------------------------------------------------------------
     def expected_offset(self, partition: int) -> int:
-        slot = self.store.get(str(partition))
-        position = slot[POSITION] if slot else -1
-        return max(position + 1, self.log_start.get(partition, 0))
+        """The next offset this partition must deliver: after its position, and not below its log start."""
+        return max(self._slot(partition)[POSITION] + 1, self.log_start.get(partition, 0))
 
     async def process(self, record: RawRecord) -> Classification | Gap:
         """A final outcome for the next record of its partition; ``Gap`` if records before it are missing.
 
         Raises ``Interrupted`` if a rebalance or shutdown cut a retry short (the record stays unprocessed).
         """
-        expected = self.expected_offset(record.partition)
+        slot = self._slot(record.partition)  # nothing else moves this partition while we are on it
+        expected = max(slot[POSITION] + 1, self.log_start.get(record.partition, 0))
         where = arrival(expected - 1, record.offset)
         if where is Arrival.GAP:
             return Gap(record.partition, expected, record.offset)
         if where is Arrival.REDELIVERED:
             return await self._redelivered(record)
-        if record.offset > self._slot(record.partition)[POSITION] + 1:
+        if record.offset > slot[POSITION] + 1:
             log_event(
                 logger,
                 logging.ERROR,
                 "records_expired",
                 department=self.department,
                 partition=record.partition,
-                first_offset=self._slot(record.partition)[POSITION] + 1,
+                first_offset=slot[POSITION] + 1,
                 log_start=record.offset,
             )
         attempt = unexpected = 0
         while True:
             self._interruption.check()
             try:
-                return await self._process_once(record)
+                return await self._process_once(record, slot)
             except (KeyServiceUnavailable, PublishFailed) as exc:
                 error: Exception = exc
                 level = logging.WARNING
@@ -185,10 +185,9 @@ class RecordPipeline:
             )
             await self._interruption.race(self._sleep(delay))
 
-    async def _process_once(self, record: RawRecord) -> Classification:
+    async def _process_once(self, record: RawRecord, slot: dict[str, Any]) -> Classification:
         metadata: RecordMetadata | None = None
         key_arns: tuple[str, ...] = ()
-        slot = self._slot(record.partition)
         try:
             metadata = RecordMetadata.from_headers(record.headers)
             if metadata.content not in self.accepted_contents:
