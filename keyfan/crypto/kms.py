@@ -34,7 +34,7 @@ from aws_encryption_sdk.key_providers.kms import (
 from aws_encryption_sdk.materials_managers.base import CryptoMaterialsManager
 from aws_encryption_sdk.materials_managers.caching import CachingCryptoMaterialsManager
 from aws_encryption_sdk.materials_managers.default import DefaultCryptoMaterialsManager
-from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
+from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError, ParamValidationError
 from cryptography.exceptions import InvalidSignature, InvalidTag
 
 from keyfan.crypto.errors import KmsFailure, classify_kms_failure
@@ -68,9 +68,13 @@ class KmsObserver:
         self._local = threading.local()
 
     def attach(self, session: botocore.session.Session) -> None:
-        session.register("before-call.kms", self._before_call)
-        session.register("after-call.kms", self._after_call)
-        session.register("after-call-error.kms", self._after_call_error)
+        """Hook into ``session``'s KMS calls (clients created later only). Attaching the same observer to a
+        session again is a no-op: botocore would otherwise run, and count, each hook once per attach (v1's
+        encryptor and v2's data keys may share one session and one observer)."""
+        tag = f"keyfan-kms-observer-{id(self)}"
+        session.register("before-call.kms", self._before_call, unique_id=f"{tag}-before")
+        session.register("after-call.kms", self._after_call, unique_id=f"{tag}-after")
+        session.register("after-call-error.kms", self._after_call_error, unique_id=f"{tag}-error")
 
     @property
     def total_calls(self) -> int:
@@ -165,7 +169,7 @@ def _translate(
        can explain them, and retrying cannot help.
     2. A KMS call failed: KMS's answer (or its silence) decides: outage, denial or rejected ciphertext.
     3. botocore raised without a failed KMS call: an outage, unless the message itself made the request
-       impossible (its key ARN names a region that is not a region).
+       impossible (its key ARN names a region that is not a region, or breaks KMS's parameter limits).
     4. Anything else that parsing or decrypting the bytes raised: ``CorruptMessage(corrupt_reason)``.
     """
     if _in_chain(exc, InvalidSignature):
@@ -176,6 +180,11 @@ def _translate(
         return classify_kms_failure(failure, key_arn=key_arn)
     if isinstance(exc, InvalidRegionError):
         return CorruptMessage("bad_key_arn", f"the message's key ARN names no valid region: {_describe(exc)}")
+    if isinstance(exc, ParamValidationError):
+        # The request built from the message cannot be sent (a key id over KMS's limits): no retry helps.
+        return CorruptMessage(
+            "bad_key_arn", f"the message's key reference is not a valid KMS request: {_describe(exc)}"
+        )
     if isinstance(exc, BotoCoreError):
         return KeyServiceUnavailable(f"KMS unreachable: {type(exc).__name__}")
     if isinstance(exc, ClientError):

@@ -7,14 +7,23 @@ tests/functional/test_crypto_kms.py.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import botocore.session
 import pytest
 from aws_encryption_sdk.exceptions import DecryptKeyError, MasterKeyProviderError, SerializationError
-from botocore.exceptions import ClientError, EndpointConnectionError, InvalidRegionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    InvalidRegionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+from botocore.hooks import HierarchicalEmitter
 from cryptography.exceptions import InvalidSignature, InvalidTag
 
 from keyfan.crypto.errors import KmsFailure
-from keyfan.crypto.kms import DiscoveryKmsDecryptor, _translate
+from keyfan.crypto.kms import DiscoveryKmsDecryptor, KmsObserver, _translate
 from keyfan.exceptions import (
     AccessDenied,
     CorruptMessage,
@@ -68,6 +77,12 @@ def _kind(error: CryptoError) -> tuple[str, str | None]:
         (EndpointConnectionError(endpoint_url="http://kms"), None, ("KeyServiceUnavailable", None)),
         (ReadTimeoutError(endpoint_url="http://kms"), None, ("KeyServiceUnavailable", None)),
         (InvalidRegionError(region_name="us,east-1"), None, ("CorruptMessage", "bad_key_arn")),
+        # a key id over KMS's limits makes the request impossible: no retry helps (it used to spin forever)
+        (
+            ParamValidationError(report="Invalid length for parameter KeyId"),
+            None,
+            ("CorruptMessage", "bad_key_arn"),
+        ),
         (
             ClientError({"Error": {"Code": "AccessDeniedException"}}, "Decrypt"),
             None,
@@ -142,3 +157,16 @@ def test_a_stale_kms_failure_does_not_leak_into_parsing(decryptor: DiscoveryKmsD
         decryptor.key_arns(b"garbage")
 
     assert corrupt.value.reason == "bad_ciphertext"
+
+
+def test_an_observer_attached_twice_counts_each_kms_call_once() -> None:
+    # v1's encryptor and v2's data keys may share one botocore session and one observer
+    emitter = HierarchicalEmitter()  # what a botocore session registers its hooks on
+    session = SimpleNamespace(register=emitter.register)
+    observer = KmsObserver()
+    observer.attach(session)
+    observer.attach(session)
+
+    emitter.emit("before-call.kms.Decrypt", model=SimpleNamespace(name="Decrypt"))
+
+    assert dict(observer.calls) == {"Decrypt": 1}
