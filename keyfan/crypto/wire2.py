@@ -98,6 +98,22 @@ class Envelope:
     nonce: bytes
     ciphertext: bytes  # with the 16-byte tag at its end
 
+    def to_bytes(self) -> bytes:
+        """The value: the one encoder of the layout (``parse`` is its inverse)."""
+        arn = self.key_arn.encode("utf-8")
+        return b"".join(
+            (
+                _PREFIX,
+                len(arn).to_bytes(2, "big"),
+                arn,
+                len(self.wrapped_key).to_bytes(2, "big"),
+                self.wrapped_key,
+                self.commitment,
+                self.nonce,
+                self.ciphertext,
+            )
+        )
+
 
 class DataKey:
     """One data key's derivations: the AES-GCM key, the commitment, and the AAD tail naming its reference.
@@ -164,19 +180,13 @@ def seal(key: DataKey, binding: Binding, plaintext: bytes) -> bytes:
 
 
 def _seal(key: DataKey, binding: Binding, plaintext: bytes, nonce: bytes) -> bytes:
-    arn = key.key_arn.encode("utf-8")
-    return b"".join(
-        (
-            _PREFIX,
-            len(arn).to_bytes(2, "big"),
-            arn,
-            len(key.wrapped_key).to_bytes(2, "big"),
-            key.wrapped_key,
-            key.commitment,
-            nonce,
-            key._aead.encrypt(nonce, plaintext, _aad(binding, key._aad_tail)),
-        )
-    )
+    return Envelope(
+        key_arn=key.key_arn,
+        wrapped_key=key.wrapped_key,
+        commitment=key.commitment,
+        nonce=nonce,
+        ciphertext=key._aead.encrypt(nonce, plaintext, _aad(binding, key._aad_tail)),
+    ).to_bytes()
 
 
 def parse(value: bytes) -> Envelope:

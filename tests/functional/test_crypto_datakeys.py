@@ -13,6 +13,7 @@ wrong department fails Decrypt as ``InvalidCiphertextException``, as on AWS.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -146,19 +147,7 @@ def _reader(session: boto3.Session, **kwargs: Any) -> DataKeyCache:
 
 
 def _relabel(value: bytes, *, arn: str, wrapped: bytes) -> bytes:
-    envelope = wire2.parse(value)
-    return b"".join(
-        (
-            b"\x02\x01",
-            len(arn).to_bytes(2, "big"),
-            arn.encode(),
-            len(wrapped).to_bytes(2, "big"),
-            wrapped,
-            envelope.commitment,
-            envelope.nonce,
-            envelope.ciphertext,
-        )
-    )
+    return dataclasses.replace(wire2.parse(value), key_arn=arn, wrapped_key=wrapped).to_bytes()
 
 
 def _closed_port() -> int:

@@ -250,18 +250,9 @@ def test_fields_cannot_run_into_each_other(sales_key: DataKey) -> None:
 # --------------------------------------------------------------------------------- re-labelled key references
 def _relabel(value: bytes, arn: str, wrapped: bytes, commitment: bytes | None = None) -> bytes:
     envelope = wire2.parse(value)
-    return b"".join(
-        (
-            b"\x02\x01",
-            len(arn).to_bytes(2, "big"),
-            arn.encode(),
-            len(wrapped).to_bytes(2, "big"),
-            wrapped,
-            commitment if commitment is not None else envelope.commitment,
-            envelope.nonce,
-            envelope.ciphertext,
-        )
-    )
+    return dataclasses.replace(
+        envelope, key_arn=arn, wrapped_key=wrapped, commitment=commitment or envelope.commitment
+    ).to_bytes()
 
 
 def test_a_record_relabelled_with_another_data_keys_reference_is_bad_commitment(
