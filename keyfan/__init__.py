@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from keyfan.departments import Department, DepartmentRegistry
-from keyfan.envelope import WIRE_VERSION, RecordMetadata, check_context, encryption_context, open_sealed, seal
+from keyfan.envelope import Binding, RecordMetadata, check_context, encryption_context, open_sealed, seal
 from keyfan.exceptions import (
     AccessDenied,
     ConfigError,
@@ -61,8 +61,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "WIRE_VERSION",
     "AccessDenied",
+    "Binding",
     "ConfigError",
     "ConsumerSettings",
     "CorruptMessage",

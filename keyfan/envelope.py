@@ -1,21 +1,25 @@
-"""Wire format v1: how one department event travels on the shared topic.
+"""How one department event travels on the shared topic: the record around the encrypted value.
 
     key      pseudonym of the entity (``routing.record_key``): ordering without a plaintext identifier
     headers  plaintext routing metadata, ``keyfan-*`` (see ``RecordMetadata``); no payload values
-    value    a standard AWS Encryption SDK message whose plaintext is the sealed body
-             ``{"event_id": ..., "data": {...}}``; its encryption context is the low-cardinality
-             ``{department, event_type, schema_version, topic}``
+    value    the sealed body ``{"event_id": ..., "data": {...}}``, encrypted; ``keyfan-content`` says how:
+             ``keyfan-v2``  wire v2 (the default): AES-256-GCM under a KMS data key (``keyfan.crypto.wire2``)
+             ``esdk``       wire v1: a standard AWS Encryption SDK message whose encryption context is the
+                            low-cardinality ``{department, event_type, schema_version, topic}``
 
-The event id is bound *inside* the ciphertext rather than in the encryption context because the data-key
-cache is keyed by the context: a per-event value there would cost one KMS call per event. After
-decryption, ``open_sealed`` checks the id, and ``check_context`` checks the context, against the headers:
-a ciphertext replayed under another record's metadata is a ``TamperedMessage``.
+``keyfan-wire`` is ``2`` for a v2 value and ``1`` otherwise; both are readable forever. What a record claims
+in its headers (``Binding``) is bound to its value: v2 authenticates it as AAD, v1 through the encryption
+context (checked by ``check_context``) and the event id inside the ciphertext (checked by ``open_sealed``).
+A v1 event id is inside the ciphertext rather than in the context because the SDK's data-key cache is keyed
+by the context: a per-event value there would cost one KMS call per event. A ciphertext replayed under
+another record's metadata is a ``TamperedMessage``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from keyfan.exceptions import CorruptMessage, TamperedMessage
 from keyfan.models import DepartmentEvent
 
-WIRE_VERSION = "1"
+WIRE_V1 = "1"
+WIRE_V2 = "2"
 CONTENT_ESDK = "esdk"
+CONTENT_V2 = "keyfan-v2"
 # Only the benchmark's plaintext twin writes this; consumers refuse it outside a benchmark.
 CONTENT_PLAINTEXT = "plaintext"
 
@@ -47,6 +53,33 @@ CTX_TOPIC = "topic"
 CONTEXT_KEYS = (CTX_DEPARTMENT, CTX_EVENT_TYPE, CTX_SCHEMA_VERSION, CTX_TOPIC)
 
 Headers = list[tuple[str, bytes]]
+
+
+def wire_version(content: str) -> str:
+    """The ``keyfan-wire`` header for a value of ``content``."""
+    return WIRE_V2 if content == CONTENT_V2 else WIRE_V1
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a record claims about its value, beside the key reference: its topic and the event's identity.
+
+    Both sides build it, the owner from the event, a consumer from the record's topic and headers; a value
+    opens only under the binding it was sealed with (v2's AAD; v1's context and inner event id).
+    """
+
+    topic: str
+    department: str
+    event_type: str
+    schema_version: int
+    event_id: str
+
+    @classmethod
+    def of_event(cls, event: DepartmentEvent, topic: str) -> Binding:
+        return cls(topic, event.department, event.event_type, event.schema_version, str(event.event_id))
+
+    def encryption_context(self) -> dict[str, str]:
+        return encryption_context(self.department, self.event_type, self.schema_version, self.topic)
 
 
 class RecordMetadata(BaseModel):
@@ -87,9 +120,12 @@ class RecordMetadata(BaseModel):
     def encryption_context(self, topic: str) -> dict[str, str]:
         return encryption_context(self.department, self.event_type, self.schema_version, topic)
 
+    def binding(self, topic: str) -> Binding:
+        return Binding(topic, self.department, self.event_type, self.schema_version, self.event_id)
+
     def to_headers(self) -> Headers:
         values = {
-            H_VERSION: WIRE_VERSION,
+            H_VERSION: wire_version(self.content),
             H_CONTENT: self.content,
             H_EVENT_ID: self.event_id,
             H_DEPARTMENT: self.department,
@@ -114,8 +150,11 @@ class RecordMetadata(BaseModel):
         except (UnicodeDecodeError, TypeError) as exc:
             raise CorruptMessage("bad_headers", "keyfan headers are not UTF-8") from exc
         version = found.get(H_VERSION)
-        if version != WIRE_VERSION:
+        if version not in (WIRE_V1, WIRE_V2):
             raise CorruptMessage("bad_headers", f"unsupported or missing wire version {version!r}")
+        content = found.get(H_CONTENT, CONTENT_ESDK)
+        if version != wire_version(content):
+            raise CorruptMessage("bad_headers", f"content {content!r} is not wire version {version}")
         try:
             return cls(
                 event_id=found[H_EVENT_ID],
@@ -124,7 +163,7 @@ class RecordMetadata(BaseModel):
                 schema_version=int(found[H_SCHEMA_VERSION]),
                 occurred_at=datetime.fromisoformat(found[H_OCCURRED_AT]),
                 key_arn=found[H_KEY_ARN],
-                content=found.get(H_CONTENT, CONTENT_ESDK),
+                content=content,
                 produced_at=float(found.get(H_PRODUCED_AT, "0")),
             )
         except KeyError as exc:

@@ -18,6 +18,9 @@ from keyfan.departments import DepartmentRegistry
 # The Encryption SDK algorithm suite by name (``keyfan.crypto.SUITES`` maps it); defined here, not in the
 # crypto package, so reading settings never imports boto3 or the Encryption SDK.
 SuiteName = Literal["signed", "unsigned"]
+# What the owner writes: "v2" (AES-256-GCM under a session data key, the default) or "esdk" (wire v1, one
+# Encryption SDK message per record, in ``algorithm_suite``). Consumers read both, whatever this says.
+WireName = Literal["v2", "esdk"]
 KafkaAuth = Literal["none", "msk_iam"]
 
 
@@ -68,7 +71,12 @@ class KafkaSettings(KeyfanSettings):
 
 
 class DataKeyCacheSettings(KeyfanSettings):
-    """Data-key caching: how long and how often one data key may be reused."""
+    """Data-key reuse: how long and for how many records one data key may be used.
+
+    On the owner, wire v2 rotates its session data key at ``cache_max_messages`` records or
+    ``cache_max_age_seconds``, whichever comes first (``cache_enabled = false``: a new key per record);
+    wire v1 gives the same four to the Encryption SDK's caching materials manager.
+    """
 
     cache_enabled: bool = True
     cache_capacity: PositiveInt = 100
@@ -91,6 +99,8 @@ class OwnerSettings(KafkaSettings, DataKeyCacheSettings):
     poll_wait_seconds: int = Field(default=2, ge=0, le=20)
     visibility_timeout_seconds: int = Field(default=30, ge=1)
     max_body_bytes: PositiveInt = 256 * 1024
+    wire: WireName = "v2"
+    # The Encryption SDK suite, for ``wire = "esdk"`` only.
     algorithm_suite: SuiteName = "signed"
     # Transient failures (KMS or broker down) are retried in-process with this backoff, extending the
     # message's visibility, so an outage does not burn SQS receive counts towards the redrive.

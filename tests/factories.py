@@ -1,6 +1,6 @@
 """Test factories shared by unit, functional and e2e tests: records exactly as the owner writes them.
 
-``owner_record`` uses the real ``StrictKmsEncryptor`` (e2e/functional); ``fake_record`` and
+``owner_record`` uses a real encryptor (e2e/functional: v2 or v1, with KMS); ``fake_record`` and
 ``FakeDecryptor`` give the same wire format with a transparent fake "ciphertext" (unit tests, no KMS).
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 from keyfan.consumer.audit import AuditRecord
 from keyfan.consumer.records import RawRecord
-from keyfan.crypto import Decrypted, StrictKmsEncryptor
+from keyfan.crypto import Decrypted, Encryptor
 from keyfan.departments import DepartmentRegistry
-from keyfan.envelope import Headers, RecordMetadata, encryption_context, seal
+from keyfan.envelope import CONTENT_ESDK, Binding, Headers, RecordMetadata, encryption_context, seal
 from keyfan.exceptions import AccessDenied, CorruptMessage, KeyServiceUnavailable, PublishFailed
 from keyfan.models import DepartmentEvent, entity_key
 from keyfan.routing import partition_for, record_key
@@ -44,14 +44,15 @@ class OwnerRecord:
 
 
 def owner_record(
-    encryptor: StrictKmsEncryptor, registry: DepartmentRegistry, event: DepartmentEvent, topic: str
+    encryptor: Encryptor, registry: DepartmentRegistry, event: DepartmentEvent, topic: str
 ) -> OwnerRecord:
-    """Encrypt ``event`` the way ``keyfan.owner`` does (real ESDK + KMS)."""
+    """Encrypt ``event`` the way ``keyfan.owner`` does (a real encryptor and KMS)."""
     department = registry.get(event.department)
     entity = entity_key(event)
-    context = encryption_context(event.department, event.event_type, event.schema_version, topic)
-    encrypted = encryptor.encrypt(department.name, seal(event), context)
-    headers = RecordMetadata.for_event(event, key_arn=encrypted.key_arn).to_headers()
+    encrypted = encryptor.encrypt(Binding.of_event(event, topic), seal(event))
+    headers = RecordMetadata.for_event(
+        event, key_arn=encrypted.key_arn, content=encrypted.content
+    ).to_headers()
     return OwnerRecord(
         partition=partition_for(department, entity),
         key=record_key(department, entity),
@@ -120,8 +121,12 @@ class ListDeadLetters:
 
 @dataclass
 class FakeDecryptor:
-    """A ``Decryptor`` with switchable denials and outages; counts "KMS calls" like the real observer."""
+    """A ``Decryptor`` with switchable denials and outages; counts "KMS calls" like the real observer.
 
+    It reads what ``fake_record`` writes (labelled ``esdk``, as a v1 record) and never opens inline, so
+    every decrypt goes through the pipeline's ``run_blocking``, as a KMS call would."""
+
+    content = CONTENT_ESDK
     denied: set[str] = field(default_factory=set)
     down: bool = False
     calls: Counter[str] = field(default_factory=Counter)
@@ -133,7 +138,10 @@ class FakeDecryptor:
     def key_arns(self, ciphertext: bytes) -> tuple[str, ...]:
         return (str(self._parse(ciphertext)["key"]),)
 
-    def decrypt(self, ciphertext: bytes) -> Decrypted:
+    def decrypt_cached(self, ciphertext: bytes, binding: Binding) -> Decrypted | None:
+        return None
+
+    def decrypt(self, ciphertext: bytes, binding: Binding) -> Decrypted:
         body = self._parse(ciphertext)
         self.calls["Decrypt"] += 1
         if self.down:

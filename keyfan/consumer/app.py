@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import faust
@@ -39,7 +40,6 @@ from keyfan.consumer.records import DeadLetterSink, RawRecord
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
 from keyfan.crypto.ports import Decryptor
 from keyfan.departments import DepartmentRegistry
-from keyfan.envelope import CONTENT_ESDK
 from keyfan.exceptions import ConfigError, Interrupted
 from keyfan.kafka_auth import broker_credentials
 from keyfan.metrics import expose_metrics
@@ -141,35 +141,39 @@ class ConsumerApp(faust.App):
         await super().on_stop()
 
 
+def kms_calls(decryptors: Sequence[Decryptor]) -> dict[str, int]:
+    """KMS calls by operation over the decryptors' observers (v1 and v2 share one: counted once)."""
+    observers = {id(o): o for d in decryptors if (o := getattr(d, "observer", None)) is not None}
+    total: Counter[str] = Counter()
+    for observer in observers.values():
+        total.update(observer.calls)
+    return dict(total)
+
+
 def record_pipeline(
     settings: ConsumerSettings,
     handler: DomainHandler,
     *,
     registry: DepartmentRegistry,
-    decryptor: Decryptor,
+    decryptors: Sequence[Decryptor],
     principal: str | None,
     store: MutableMapping[str, Any],
     audit: AuditSink,
     dead_letters: DeadLetterSink,
     metrics_registry: CollectorRegistry | None = None,
     clock: Clock | None = None,
-    accepted_contents: frozenset[str] = frozenset({CONTENT_ESDK}),
 ) -> RecordPipeline:
     """A consumer's record pipeline wired from its settings: the one wiring the service and the benchmark
-    share (the benchmark passes its own store, sinks and decryptor)."""
+    share (the benchmark passes its own store, sinks and decryptors)."""
     metrics = ConsumerMetrics(settings.department, metrics_registry)
     denials = DenialMemory(settings.denial_ttl_seconds, **({"clock": clock} if clock else {}))
-    observer = getattr(decryptor, "observer", None)
-    metrics.watch(
-        (lambda: dict(observer.calls)) if observer is not None else dict,
-        lambda: len(denials.active()),
-    )
+    metrics.watch(partial(kms_calls, decryptors), lambda: len(denials.active()))
     return RecordPipeline(
         department=settings.department,
         consumer_group=settings.consumer_group,
         principal=principal,
         registry=registry,
-        decryptor=decryptor,
+        decryptors=decryptors,
         handler=handler,
         store=store,
         audit=audit,
@@ -182,7 +186,6 @@ def record_pipeline(
             max_unexpected_attempts=settings.unexpected_max_attempts,
         ),
         dedupe_window_events=settings.dedupe_window_events,
-        accepted_contents=accepted_contents,
     )
 
 
@@ -190,7 +193,7 @@ def create_consumer_app(
     settings: ConsumerSettings,
     handler: DomainHandler,
     *,
-    decryptor: Decryptor | None = None,
+    decryptors: Sequence[Decryptor] | None = None,
     principal: str | None = None,
     registry: CollectorRegistry | None = None,
     clock: Clock | None = None,
@@ -198,8 +201,8 @@ def create_consumer_app(
     audit: AuditSink | None = None,
     dead_letters: DeadLetterSink | None = None,
 ) -> ConsumerApp:
-    """Build a department consumer. Without ``decryptor`` it assumes ``settings.role_arn`` and builds a
-    discovery decryptor (network: STS); tests pass a fake decryptor (and in-memory sinks) instead."""
+    """Build a department consumer. Without ``decryptors`` it assumes ``settings.role_arn`` and builds the
+    discovery decryptors of wire v2 and v1 (network: STS); tests pass fakes (and in-memory sinks)."""
     if handler.department != settings.department:
         raise ConfigError(
             f"handler for {handler.department!r} cannot run as the {settings.department!r} consumer"
@@ -208,11 +211,11 @@ def create_consumer_app(
     department = registry_.get(settings.department)
     partitions = topic_partitions or registry_.partition_count
     session = None
-    if decryptor is None:
+    if decryptors is None:
         from keyfan.consumer.identity import consumer_identity
 
         identity = consumer_identity(settings)
-        decryptor, principal, session = identity.decryptor, identity.principal, identity.botocore_session
+        decryptors, principal, session = identity.decryptors, identity.principal, identity.botocore_session
 
     app = ConsumerApp(
         settings.consumer_group,
@@ -246,7 +249,7 @@ def create_consumer_app(
         settings,
         handler,
         registry=registry_,
-        decryptor=decryptor,
+        decryptors=decryptors,
         principal=principal,
         store=table,
         audit=audit or FaustAuditSink(audit_topic, settings.department),

@@ -7,8 +7,9 @@ one table value. Tests drive this class directly with a fake decryptor and in-me
 
 Order of checks, cheapest first (and no KMS call for a record that cannot be decrypted anyway)::
 
-    position (redelivered -> audit, done; gap -> back to the agent) -> headers -> partition belongs to
-    the record's department -> EDK key ARNs (no KMS) -> remembered denial? -> KMS decrypt -> encryption
+    position (redelivered -> audit, done; gap -> back to the agent) -> headers -> a decryptor for the
+    record's content -> partition belongs to the record's department -> key ARNs of the value (no KMS)
+    -> remembered denial? -> decrypt (inline under a cached data key; KMS in a thread) -> encryption
     context vs headers -> event id inside vs headers -> entity routes to this partition -> event id
     already applied elsewhere (duplicate)? -> handler -> audit -> event id + slot
 
@@ -21,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from keyfan.consumer.audit import AuditRecord, AuditSink
@@ -36,7 +38,7 @@ from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Arrival, Gap, ad
 from keyfan.consumer.records import DeadLetterSink, RawRecord
 from keyfan.crypto.ports import Decrypted, Decryptor
 from keyfan.departments import DepartmentRegistry
-from keyfan.envelope import CONTENT_ESDK, RecordMetadata, check_context, open_sealed
+from keyfan.envelope import RecordMetadata, check_context, open_sealed
 from keyfan.exceptions import (
     AccessDenied,
     CorruptMessage,
@@ -54,7 +56,7 @@ logger = logging.getLogger("keyfan.consumer")
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-RunBlocking = Callable[[Callable[[bytes], Decrypted], bytes], Awaitable[Decrypted]]
+RunBlocking = Callable[[Callable[[], Decrypted]], Awaitable[Decrypted]]
 
 # Outages retried in place without a count limit (the record must not be skipped), no jitter (one agent).
 DEFAULT_RETRY = RetryPolicy(initial_seconds=0.2, max_seconds=5.0)
@@ -67,9 +69,9 @@ class _RememberedDenial(AccessDenied):
     """A denial answered from the denial memory, without calling KMS."""
 
 
-async def _to_thread(fn: Callable[[bytes], Decrypted], value: bytes) -> Decrypted:
-    # boto3/ESDK are blocking; keep the event loop (heartbeats, web, commits) responsive.
-    return await asyncio.to_thread(fn, value)
+async def _to_thread(fn: Callable[[], Decrypted]) -> Decrypted:
+    # KMS calls and SDK messages block; keep the event loop (heartbeats, web, commits) responsive.
+    return await asyncio.to_thread(fn)
 
 
 class RecordPipeline:
@@ -82,7 +84,7 @@ class RecordPipeline:
         consumer_group: str,
         principal: str | None,
         registry: DepartmentRegistry,
-        decryptor: Decryptor,
+        decryptors: Sequence[Decryptor],
         handler: DomainHandler,
         store: MutableMapping[str, Any],
         audit: AuditSink,
@@ -93,13 +95,13 @@ class RecordPipeline:
         dedupe_window_events: int = 100_000,
         sleep: Sleep = asyncio.sleep,
         run_blocking: RunBlocking = _to_thread,
-        accepted_contents: frozenset[str] = frozenset({CONTENT_ESDK}),
     ) -> None:
         self.department = department
         self.consumer_group = consumer_group
         self.principal = principal
         self.registry = registry
-        self.decryptor = decryptor
+        # By the ``keyfan-content`` each reads: the services read wire v2 and v1; the benchmark's twin, plaintext.
+        self.decryptors = {decryptor.content: decryptor for decryptor in decryptors}
         self.handler = handler
         self.store = store
         self.audit = audit
@@ -113,8 +115,6 @@ class RecordPipeline:
         self._sleep = sleep
         self._run_blocking = run_blocking
         self._interruption = Interruption()
-        # Services read Encryption SDK messages only; the benchmark's plaintext twin passes its own.
-        self.accepted_contents = accepted_contents
 
     # -- lifecycle ------------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -190,12 +190,13 @@ class RecordPipeline:
         key_arns: tuple[str, ...] = ()
         try:
             metadata = RecordMetadata.from_headers(record.headers)
-            if metadata.content not in self.accepted_contents:
+            decryptor = self.decryptors.get(metadata.content)
+            if decryptor is None:
                 raise CorruptMessage("unsupported_content", f"content {metadata.content!r} is not accepted")
             check_partition_owner(self.registry, metadata.department, record.partition)
             if not record.value:
                 raise CorruptMessage("empty_value", "record has no value")
-            key_arns = self.decryptor.key_arns(record.value)
+            key_arns = decryptor.key_arns(record.value)
             if metadata.key_arn not in key_arns:
                 raise TamperedMessage("key_arn_mismatch", "key ARN header is not a key of the ciphertext")
             remembered = self.denials.lookup(key_arns)
@@ -203,9 +204,12 @@ class RecordPipeline:
                 raise _RememberedDenial(
                     "denial remembered", key_arn=remembered.key_arn, principal=remembered.principal
                 )
-            decrypted = await self._interruption.race(
-                self._run_blocking(self.decryptor.decrypt, record.value)
-            )
+            binding = metadata.binding(record.topic)
+            decrypted = decryptor.decrypt_cached(record.value, binding)
+            if decrypted is None:  # a KMS call (or an SDK message): off the event loop
+                decrypted = await self._interruption.race(
+                    self._run_blocking(partial(decryptor.decrypt, record.value, binding))
+                )
             check_context(metadata, record.topic, decrypted.encryption_context)
             data = open_sealed(decrypted.plaintext, metadata)
             check_entity_routing(

@@ -1,19 +1,21 @@
-"""Encryption and decryption: ports, the Encryption SDK adapter (wire v1), and error classification.
+"""Encryption and decryption: the ports, wire v2 (the default) and wire v1 (the Encryption SDK).
 
-Wire v2's codec (``wire2``) and its KMS edge (``datakeys``) are built and tested but not yet used by the
-services.
+``wire2`` is v2's pure codec, ``datakeys`` its KMS edge and ``v2`` its ports adapters; ``kms`` is v1's
+adapter and the KMS observer both share; ``errors`` classifies every KMS failure for both.
 """
 
 from keyfan.crypto.datakeys import DataKeyCache, SessionDataKeys
 from keyfan.crypto.kms import SUITES, DiscoveryKmsDecryptor, KmsObserver, StrictKmsEncryptor
 from keyfan.crypto.ports import Decrypted, Decryptor, Encrypted, Encryptor
-from keyfan.crypto.wire2 import Binding
+from keyfan.crypto.v2 import DataKeyDecryptor, SessionKeyEncryptor
+from keyfan.envelope import Binding
 from keyfan.settings import SuiteName
 
 __all__ = [
     "SUITES",
     "Binding",
     "DataKeyCache",
+    "DataKeyDecryptor",
     "Decrypted",
     "Decryptor",
     "DiscoveryKmsDecryptor",
@@ -21,6 +23,7 @@ __all__ = [
     "Encryptor",
     "KmsObserver",
     "SessionDataKeys",
+    "SessionKeyEncryptor",
     "StrictKmsEncryptor",
     "SuiteName",
 ]

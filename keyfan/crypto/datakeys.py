@@ -1,7 +1,5 @@
 """The KMS edge of wire v2: data keys for the owner, unwrapped data keys for consumers.
 
-Built and tested, **not yet used by the services** (they speak v1 through ``keyfan.crypto.kms``).
-
 * ``SessionDataKeys`` (owner): one current data key per department, from KMS ``GenerateDataKey`` under the
   department's key with the encryption context ``{"department": <department>}`` (what the IaC's
   ``kms:EncryptionContext:department`` condition checks), rotated by record count and by age.
@@ -166,6 +164,22 @@ class SessionDataKeys:
             current.used += 1
             return current.key
 
+    def cached_key(self, department: str) -> wire2.DataKey | None:
+        """The department's current data key if it is usable now, counting one record; ``None`` if getting
+        one would block (no key yet, rotation due, or another thread holds the department's lock, maybe
+        across a KMS call). Lets the caller seal on the event loop and go to a thread only for KMS."""
+        lock = self._locks.get(department)
+        if lock is None or not lock.acquire(blocking=False):
+            return None
+        try:
+            current = self._current.get(department)
+            if current is None or self._due(current):
+                return None
+            current.used += 1
+            return current.key
+        finally:
+            lock.release()
+
     def seal(self, binding: wire2.Binding, plaintext: bytes) -> bytes:
         """One record's v2 value, under ``binding.department``'s current data key."""
         return wire2.seal(self.data_key(binding.department), binding, plaintext)
@@ -260,6 +274,12 @@ class DataKeyCache:
         """The plaintext of one v2 value; raises ``CryptoError`` subclasses only."""
         envelope = wire2.parse(value)
         return wire2.open_envelope(self.data_key(envelope, binding.department), envelope, binding)
+
+    def cached_key(self, envelope: wire2.Envelope, department: str) -> wire2.DataKey | None:
+        """The data key ``envelope`` names if the cache holds it, fresh; ``None`` means KMS must be asked
+        (``data_key``, in a thread). The lock guards dictionary operations only, never a KMS call."""
+        with self._lock:
+            return self._fresh((envelope.wrapped_key, envelope.key_arn, department))
 
     def data_key(self, envelope: wire2.Envelope, department: str) -> wire2.DataKey:
         """The data key ``envelope`` names, from the cache or from KMS."""

@@ -1,7 +1,7 @@
 """Wire format v2, the codec: one record's value sealed with AES-256-GCM under a cached data key. Pure, no I/O.
 
-Built and tested, **not yet written or read by the services** (they speak v1, ``keyfan.envelope``). Layout,
-all integers big-endian (docs/architecture.md, "Wire v2", has the table another language implements)::
+What the owner writes by default (``KEYFAN_WIRE=v2``); the KMS edge is ``keyfan.crypto.datakeys`` and the
+ports adapters ``keyfan.crypto.v2``. Layout, all integers big-endian (docs/architecture.md, "Wire v2", has the table another language implements)::
 
     u8  version   = 0x02
     u8  kind      = 0x01            key reference: a department data key wrapped by KMS
@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from keyfan.envelope import Binding
 from keyfan.exceptions import CorruptMessage, TamperedMessage
 
 WIRE_VERSION = 0x02
@@ -74,18 +75,6 @@ INFO_COMMITMENT = b"keyfan/wire-v2/kind-1/commitment"
 
 _PREFIX = bytes((WIRE_VERSION, KIND_KMS_DATA_KEY))
 _FIXED_BYTES = 2 + 2 + 2 + COMMITMENT_BYTES + NONCE_BYTES + TAG_BYTES  # everything but ARN, blob, ciphertext
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """The record's claims that the AAD binds, beside the key reference: what a consumer reads from the
-    record's topic and headers. A record opens only if every one equals what it was sealed with."""
-
-    topic: str
-    department: str
-    event_type: str
-    schema_version: int
-    event_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@
 department's key, publish, delete), its pollers, delete batching and ``/metrics``.
 """
 
-from keyfan.owner.app import FaustPublisher, OwnerService, create_owner_app, owner_runner
+from keyfan.owner.app import FaustPublisher, OwnerService, create_owner_app, owner_encryptor, owner_runner
 from keyfan.owner.deletes import DeleteBatcher
 from keyfan.owner.metrics import OwnerMetrics
 from keyfan.owner.pipeline import MessageOutcome, OwnerPipeline, key_arns_for
@@ -27,5 +27,6 @@ __all__ = [
     "accounted",
     "create_owner_app",
     "key_arns_for",
+    "owner_encryptor",
     "owner_runner",
 ]

@@ -21,7 +21,7 @@ from botocore.config import Config
 from faust.exceptions import ProducerSendError
 
 from keyfan.aws import botocore_session_for
-from keyfan.crypto import Encryptor, KmsObserver, StrictKmsEncryptor
+from keyfan.crypto import Encryptor, KmsObserver, SessionDataKeys, SessionKeyEncryptor, StrictKmsEncryptor
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import Headers
 from keyfan.exceptions import PublishFailed
@@ -62,6 +62,38 @@ class FaustPublisher:
         except (TimeoutError, KafkaError, ProducerSendError) as exc:
             raise PublishFailed(f"broker did not acknowledge: {type(exc).__name__}") from exc
         return int(metadata.offset)
+
+
+def owner_encryptor(
+    settings: OwnerSettings,
+    key_arns: dict[str, str],
+    *,
+    botocore_session: botocore.session.Session,
+    observer: KmsObserver | None = None,
+) -> Encryptor:
+    """The owner's encryptor for ``settings.wire``: the one wiring the service and the benchmark share.
+
+    Both read the same four data-key settings: v2 rotates its session key by them, v1 caches by them.
+    """
+    if settings.wire == "v2":
+        keys = SessionDataKeys(
+            key_arns,
+            botocore_session=botocore_session,
+            max_records=settings.cache_max_messages if settings.cache_enabled else 1,
+            max_age_seconds=settings.cache_max_age_seconds,
+            observer=observer,
+        )
+        return SessionKeyEncryptor(keys)
+    return StrictKmsEncryptor(
+        key_arns,
+        botocore_session=botocore_session,
+        suite=settings.algorithm_suite,
+        cache_enabled=settings.cache_enabled,
+        cache_capacity=settings.cache_capacity,
+        cache_max_age_seconds=settings.cache_max_age_seconds,
+        cache_max_messages=settings.cache_max_messages,
+        observer=observer,
+    )
 
 
 def owner_runner(
@@ -130,16 +162,7 @@ class OwnerService(mode.Service):
         key_arns = key_arns_for(registry, region=settings.region, account=str(identity["Account"]))
         observer = KmsObserver()
         self.metrics.watch_kms(observer)
-        encryptor = StrictKmsEncryptor(
-            key_arns,
-            botocore_session=core,
-            suite=settings.algorithm_suite,
-            cache_enabled=settings.cache_enabled,
-            cache_capacity=settings.cache_capacity,
-            cache_max_age_seconds=settings.cache_max_age_seconds,
-            cache_max_messages=settings.cache_max_messages,
-            observer=observer,
-        )
+        encryptor = owner_encryptor(settings, key_arns, botocore_session=core, observer=observer)
         sqs = session.client("sqs")
         queue = SqsQueue(sqs, settings.queue_url)
         log.info(
@@ -148,6 +171,7 @@ class OwnerService(mode.Service):
                 "principal": identity["Arn"],
                 "departments": list(registry.names),
                 "topic": settings.topic,
+                "wire": settings.wire,
             },
         )
         return owner_runner(

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Mapping
 
 from keyfan.crypto.ports import Decrypted, Encrypted
-from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT
+from keyfan.envelope import CONTENT_PLAINTEXT, Binding
 from keyfan.exceptions import ConfigError, CorruptMessage
 
 MAGIC = b"KFPT"
@@ -56,14 +56,19 @@ class PlaintextEncryptor:
             raise ConfigError("PlaintextEncryptor needs at least one department key ARN")
         self._key_arns = dict(key_arns)
 
-    def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:
+    content = CONTENT_PLAINTEXT
+
+    def encrypt(self, binding: Binding, plaintext: bytes) -> Encrypted:
         try:
-            key_arn = self._key_arns[department]
+            key_arn = self._key_arns[binding.department]
         except KeyError:
-            raise ConfigError(f"no key configured for department {department!r}") from None
-        return Encrypted(
-            ciphertext=frame(key_arn, context, plaintext), key_arn=key_arn, content=CONTENT_PLAINTEXT
-        )
+            raise ConfigError(f"no key configured for department {binding.department!r}") from None
+        value = frame(key_arn, binding.encryption_context(), plaintext)
+        return Encrypted(ciphertext=value, key_arn=key_arn, content=CONTENT_PLAINTEXT)
+
+    def encrypt_cached(self, binding: Binding, plaintext: bytes) -> Encrypted:
+        """Never blocks: the owner pipeline frames inline, as it seals v2 under a cached key."""
+        return self.encrypt(binding, plaintext)
 
 
 class PlaintextDecryptor:
@@ -74,12 +79,10 @@ class PlaintextDecryptor:
     def key_arns(self, ciphertext: bytes) -> tuple[str, ...]:
         return (unframe(ciphertext)[0],)
 
-    def decrypt(self, ciphertext: bytes) -> Decrypted:
+    def decrypt(self, ciphertext: bytes, binding: Binding) -> Decrypted:
         key_arn, context, plaintext = unframe(ciphertext)
         return Decrypted(plaintext=plaintext, encryption_context=context, key_arn=key_arn)
 
-
-def content_of(decryptor: object) -> str:
-    """The ``keyfan-content`` a decryptor reads: ``plaintext`` for the twin, ``esdk`` for the real adapter."""
-    content = getattr(decryptor, "content", None)
-    return str(content) if content else CONTENT_ESDK
+    def decrypt_cached(self, ciphertext: bytes, binding: Binding) -> Decrypted:
+        """Never blocks: the consumer pipeline unframes inline, as it opens v2 under a cached key."""
+        return self.decrypt(ciphertext, binding)

@@ -13,27 +13,26 @@ from typing import Literal
 import botocore.session
 from botocore.exceptions import ClientError
 
-from keyfan.crypto import DiscoveryKmsDecryptor, KmsObserver, StrictKmsEncryptor, SuiteName
+from keyfan.consumer.identity import consumer_decryptors
+from keyfan.crypto import KmsObserver
 from keyfan.crypto.ports import Decryptor, Encryptor
 from keyfan.departments import DepartmentRegistry
+from keyfan.envelope import CONTENT_ESDK, CONTENT_V2
 from keyfan.exceptions import KeyfanError
-from keyfan.owner import key_arns_for
-from keyfan.settings import ConsumerSettings, DataKeyCacheSettings
+from keyfan.owner import key_arns_for, owner_encryptor
+from keyfan.settings import ConsumerSettings, OwnerSettings
 from keyfan.sqs import SqsQueue
 from keyfan_tools.bench.codecs import PlaintextDecryptor, PlaintextEncryptor
 from keyfan_tools.local import LocalStack
 
 Codec = Literal["encrypted", "plaintext"]
 CODECS: tuple[Codec, ...] = ("plaintext", "encrypted")
+# What the owner writes: wire v2 (the default), or wire v1 with the Encryption SDK's signed or unsigned suite.
+Suite = Literal["v2", "signed", "unsigned"]
 
 
 class BenchError(KeyfanError):
     """The benchmark could not complete a measurement (a path stalled, the stack is not up)."""
-
-
-def _cache_defaults() -> DataKeyCacheSettings:
-    # The services' own defaults, not tuned for the benchmark (no environment read: model_construct).
-    return DataKeyCacheSettings.model_construct()
 
 
 @dataclass(frozen=True)
@@ -79,34 +78,32 @@ class BenchContext:
     def key_arns(self) -> dict[str, str]:
         return key_arns_for(self.registry, region=self.region, account=self.account)
 
-    def encryptor(self, codec: Codec, suite: SuiteName, *, cache_enabled: bool = True) -> Encryptor:
+    def encryptor(self, codec: Codec, suite: Suite, *, cache_enabled: bool = True) -> Encryptor:
+        """The owner service's own encryptor (``owner_encryptor``) with its default settings."""
         if codec == "plaintext":
             return PlaintextEncryptor(self.key_arns())
-        cache = _cache_defaults()
-        return StrictKmsEncryptor(
-            self.key_arns(),
-            botocore_session=self.botocore_session("owner"),
-            suite=suite,
+        # The services' own defaults, not tuned for the benchmark (no environment read: model_construct).
+        settings = OwnerSettings.model_construct(
+            wire="v2" if suite == "v2" else "esdk",
+            algorithm_suite="unsigned" if suite == "unsigned" else "signed",
             cache_enabled=cache_enabled,
-            cache_capacity=cache.cache_capacity,
-            cache_max_age_seconds=cache.cache_max_age_seconds,
-            cache_max_messages=cache.cache_max_messages,
-            observer=KmsObserver(),
+        )
+        return owner_encryptor(
+            settings, self.key_arns(), botocore_session=self.botocore_session("owner"), observer=KmsObserver()
         )
 
-    def decryptor(self, department: str, codec: Codec, *, cache_enabled: bool = True) -> Decryptor:
+    def decryptor(
+        self, department: str, codec: Codec, suite: Suite, *, cache_enabled: bool = True
+    ) -> Decryptor:
+        """The consumer service's own decryptor (``consumer_decryptors``) for what ``suite`` writes."""
         if codec == "plaintext":
             return PlaintextDecryptor()
-        cache = _cache_defaults()
-        return DiscoveryKmsDecryptor(
-            botocore_session=self.botocore_session(department),
-            account_ids=(self.account,),
-            cache_enabled=cache_enabled,
-            cache_capacity=cache.cache_capacity,
-            # The consumers' own default (the revocation bound), not the owner's encrypt-side age.
-            cache_max_age_seconds=ConsumerSettings.model_fields["decrypt_cache_max_age_seconds"].default,
-            observer=KmsObserver(),
+        settings = ConsumerSettings.model_construct(department=department, cache_enabled=cache_enabled)
+        built = consumer_decryptors(
+            settings, (self.account,), botocore_session=self.botocore_session(department)
         )
+        content = CONTENT_V2 if suite == "v2" else CONTENT_ESDK
+        return next(decryptor for decryptor in built if decryptor.content == content)
 
     def principal(self, department: str) -> str | None:
         return self.stack.role_arn(department)

@@ -15,9 +15,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from keyfan.crypto import SuiteName
 from keyfan.models import DepartmentEvent
-from keyfan_tools.bench.context import BenchContext, BenchError, Codec
+from keyfan_tools.bench.context import BenchContext, BenchError, Codec, Suite
 from keyfan_tools.bench.paths.broker import AiokafkaPublisher, fresh_topic
 from keyfan_tools.bench.paths.consumer import READER, RecordingHandler, consumer_pipeline, run_consumer_path
 from keyfan_tools.bench.paths.measure import wait_for
@@ -50,7 +49,7 @@ async def _paced_send(ctx: BenchContext, events: Sequence[DepartmentEvent], rate
 
 
 async def run_latency(
-    ctx: BenchContext, run: int, codec: Codec, suite: SuiteName, size: int, count: int, rate: float
+    ctx: BenchContext, run: int, codec: Codec, suite: Suite, size: int, count: int, rate: float
 ) -> LatencySample:
     name = f"keyfan.bench.{run}.latency.{codec}.{suite}.{uuid.uuid4().hex[:6]}"
     events = sized_events(WARMUP + count, (READER,), size, 9000 + run)
@@ -62,7 +61,7 @@ async def run_latency(
 async def _send_and_receive(
     ctx: BenchContext,
     codec: Codec,
-    suite: SuiteName,
+    suite: Suite,
     topic: str,
     events: Sequence[DepartmentEvent],
     rate: float,
@@ -77,7 +76,7 @@ async def _send_and_receive(
     runner = bench_owner_runner(
         ctx, encryptor, publisher, queue, topic, wait_seconds=int(owner_default("poll_wait_seconds"))
     )
-    decryptor = TimedDecryptor(ctx.decryptor(READER, codec))
+    decryptor = TimedDecryptor(ctx.decryptor(READER, codec, suite))
     built = consumer_pipeline(ctx, READER, decryptor)
     applied = built.handler.applied
     # The consumer runs until cancelled: what ends the run is every sent event reaching the handler.
@@ -118,7 +117,7 @@ async def _arrived(check: Callable[[], bool], what: str, consumer: asyncio.Futur
 def _latency_sample(
     run: int,
     codec: Codec,
-    suite: SuiteName,
+    suite: Suite,
     size: int,
     rate: float,
     sent: dict[str, float],

@@ -13,13 +13,13 @@ import os
 import pstats
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from keyfan.crypto import SuiteName
 from keyfan.crypto.ports import Decrypted, Decryptor, Encrypted, Encryptor
-from keyfan_tools.bench.context import BenchContext, Codec
+from keyfan.envelope import Binding
+from keyfan_tools.bench.context import BenchContext, Codec, Suite
 from keyfan_tools.bench.paths.broker import fresh_topic
 from keyfan_tools.bench.paths.consumer import READER, records_of, run_reader_path
 from keyfan_tools.bench.paths.owner import run_owner_path
@@ -121,23 +121,31 @@ class ProfiledEncryptor:
         self.inner = inner
         self.observer = getattr(inner, "observer", None)
         self._encrypt = profiler.wrap(inner.encrypt)
+        self._encrypt_cached = profiler.wrap(inner.encrypt_cached)
 
-    def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:
-        return self._encrypt(department, plaintext, context)
+    def encrypt(self, binding: Binding, plaintext: bytes) -> Encrypted:
+        return self._encrypt(binding, plaintext)
+
+    def encrypt_cached(self, binding: Binding, plaintext: bytes) -> Encrypted | None:
+        return self._encrypt_cached(binding, plaintext)
 
 
 class ProfiledDecryptor:
     def __init__(self, inner: Decryptor, profiler: ThreadProfiler) -> None:
         self.inner = inner
         self.observer = getattr(inner, "observer", None)
-        self.content = getattr(inner, "content", None)
+        self.content = inner.content
         self._decrypt = profiler.wrap(inner.decrypt)
+        self._decrypt_cached = profiler.wrap(inner.decrypt_cached)
 
     def key_arns(self, ciphertext: bytes) -> tuple[str, ...]:
         return self.inner.key_arns(ciphertext)
 
-    def decrypt(self, ciphertext: bytes) -> Decrypted:
-        return self._decrypt(ciphertext)
+    def decrypt(self, ciphertext: bytes, binding: Binding) -> Decrypted:
+        return self._decrypt(ciphertext, binding)
+
+    def decrypt_cached(self, ciphertext: bytes, binding: Binding) -> Decrypted | None:
+        return self._decrypt_cached(ciphertext, binding)
 
 
 def _name(key: tuple[str, int, str]) -> str:
@@ -184,7 +192,7 @@ def summarize_stats(
 async def profile_paths(
     ctx: BenchContext,
     records: int,
-    suite: SuiteName,
+    suite: Suite,
     size: int,
     codecs: tuple[Codec, ...] = ("encrypted", "plaintext"),
 ) -> list[ProfileSummary]:
@@ -202,7 +210,7 @@ async def profile_paths(
             owner = await run_owner_path(ctx, encryptor, topic, events, warm, via_sqs=False, hooks=profiler)
             found.append(_summary(OWNER_PIPELINE, codec, suite, size, owner.records, owner.seconds, profiler))
             profiler = ThreadProfiler()
-            decryptor = TimedDecryptor(ProfiledDecryptor(ctx.decryptor(READER, codec), profiler))
+            decryptor = TimedDecryptor(ProfiledDecryptor(ctx.decryptor(READER, codec, suite), profiler))
             consumer = await run_reader_path(
                 ctx,
                 decryptor,

@@ -8,9 +8,8 @@ import uuid
 from dataclasses import replace
 from typing import TypedDict
 
-from keyfan.crypto import SuiteName
 from keyfan_tools.bench.config import BenchConfig
-from keyfan_tools.bench.context import BenchContext, Codec
+from keyfan_tools.bench.context import BenchContext, Codec, Suite
 from keyfan_tools.bench.paths.broker import fresh_topic
 from keyfan_tools.bench.paths.consumer import FOREIGN, READER, ConsumerRun, records_of, run_reader_path
 from keyfan_tools.bench.paths.measure import PathRun
@@ -25,7 +24,7 @@ class Scenario(TypedDict, total=False):
 
     run: int
     codec: Codec
-    suite: SuiteName
+    suite: Suite
     size: int
     cache: bool
 
@@ -60,7 +59,7 @@ def consumer_sample(
 
 
 async def run_scenario(
-    ctx: BenchContext, config: BenchConfig, run: int, suite: SuiteName, size: int, codec: Codec
+    ctx: BenchContext, config: BenchConfig, run: int, suite: Suite, size: int, codec: Codec
 ) -> list[Sample]:
     """Owner pipeline, owner via SQS, consumer decrypt and (encrypted) consumer denied, on one fresh topic."""
     name = f"keyfan.bench.{run}.{suite}.{size}.{codec}.{uuid.uuid4().hex[:6]}"
@@ -79,7 +78,7 @@ async def run_scenario(
         samples = [path_sample(OWNER_PIPELINE, scenario, owner), path_sample(OWNER_SQS, scenario, via_sqs)]
         consumer = await run_reader_path(
             ctx,
-            TimedDecryptor(ctx.decryptor(READER, codec)),
+            TimedDecryptor(ctx.decryptor(READER, codec, suite)),
             topic,
             source=READER,
             expected=records_of(READER, everything),
@@ -90,7 +89,7 @@ async def run_scenario(
             foreign = records_of(FOREIGN, everything)
             denied = await run_reader_path(
                 ctx,
-                TimedDecryptor(ctx.decryptor(READER, codec)),
+                TimedDecryptor(ctx.decryptor(READER, codec, suite)),
                 topic,
                 source=FOREIGN,
                 expected=foreign,
@@ -101,7 +100,7 @@ async def run_scenario(
 
 
 async def run_cache_off(
-    ctx: BenchContext, config: BenchConfig, run: int, suite: SuiteName, size: int
+    ctx: BenchContext, config: BenchConfig, run: int, suite: Suite, size: int
 ) -> list[Sample]:
     """Data-key caching off: one KMS call per record on both sides (KMS figures; small on purpose)."""
     name = f"keyfan.bench.{run}.nocache.{uuid.uuid4().hex[:6]}"
@@ -113,7 +112,7 @@ async def run_cache_off(
         owner = await run_owner_path(ctx, encryptor, topic, measured, warm, via_sqs=False)
         consumer = await run_reader_path(
             ctx,
-            TimedDecryptor(ctx.decryptor(READER, "encrypted", cache_enabled=False)),
+            TimedDecryptor(ctx.decryptor(READER, "encrypted", suite, cache_enabled=False)),
             topic,
             source=READER,
             expected=records_of(READER, events),

@@ -22,11 +22,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from keyfan.consumer.handler import DomainHandler
-from keyfan.crypto import DiscoveryKmsDecryptor
+from keyfan.consumer.identity import consumer_decryptors
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import RecordMetadata, check_context, open_sealed
 from keyfan.exceptions import AccessDenied, KeyfanError
 from keyfan.logs import configure_logging
+from keyfan.settings import ConsumerSettings
 from keyfan_tools.demo.report import ConsumerCounts, DemoReport, Sample, account, settled
 from keyfan_tools.local.services import ServiceProcess, start_service
 from keyfan_tools.local.stack import LocalStack
@@ -141,9 +142,11 @@ def _sample(stack: LocalStack, registry: DepartmentRegistry, department: str) ->
     for reader in registry:
         session = stack.session_for(reader.name)
         account_id = str(session.client("sts").get_caller_identity()["Account"])
-        decryptor = DiscoveryKmsDecryptor(botocore_session=session._session, account_ids=(account_id,))
+        settings = ConsumerSettings.model_construct(department=reader.name)
+        decryptors = consumer_decryptors(settings, (account_id,), botocore_session=session._session)
+        decryptor = next(d for d in decryptors if d.content == metadata.content)
         try:
-            decrypted = decryptor.decrypt(record.value)
+            decrypted = decryptor.decrypt(record.value, metadata.binding(topic))
         except AccessDenied as exc:
             denied[reader.name] = f"{exc} for {exc.principal or reader.name} on {exc.key_arn}"
             continue

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from keyfan.crypto import StrictKmsEncryptor
+from keyfan.owner import owner_encryptor
+from keyfan.settings import OwnerSettings, WireName
 from keyfan.departments import DepartmentRegistry
 from keyfan_tools.local import LocalStack
 from keyfan_tools.local.processes import is_our_process, pid_alive, terminate
@@ -56,20 +57,32 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         assert not survivors, f"local stack processes still running after down: {survivors}"
 
 
-@pytest.fixture(scope="module")
-def world(local_stack: LocalStack) -> World:
-    """Records encrypted as the owner encrypts them, under the owner's role (consuming-side tests)."""
-    env = local_stack.env()
-    encryptor = StrictKmsEncryptor(
+def _world(stack: LocalStack, wire: WireName) -> World:
+    env = stack.env()
+    encryptor = owner_encryptor(
+        OwnerSettings.model_construct(wire=wire),  # the owner's defaults, on ``wire``
         {"sales": env["KEYFAN_SALES_KEY_ARN"], "finance": env["KEYFAN_FINANCE_KEY_ARN"]},
-        botocore_session=local_stack.botocore_session_for("owner"),
+        botocore_session=stack.botocore_session_for("owner"),
     )
     return World(
-        stack=local_stack,
+        stack=stack,
         registry=DepartmentRegistry.load(REPO / "departments.toml"),
         encryptor=encryptor,
-        bootstrap=local_stack.bootstrap_servers,
+        bootstrap=stack.bootstrap_servers,
     )
+
+
+@pytest.fixture(scope="module")
+def world(local_stack: LocalStack) -> World:
+    """Records encrypted as the owner encrypts them by default (wire v2), under the owner's role, with the
+    owner's own factory (consuming-side tests)."""
+    return _world(local_stack, "v2")
+
+
+@pytest.fixture(scope="module")
+def world_v1(local_stack: LocalStack) -> World:
+    """The same with ``KEYFAN_WIRE=esdk``: wire v1 records (one signed Encryption SDK message each)."""
+    return _world(local_stack, "esdk")
 
 
 @pytest.fixture

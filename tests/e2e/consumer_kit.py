@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from keyfan.crypto import StrictKmsEncryptor
+from keyfan.crypto import Encryptor
 from keyfan.departments import DepartmentRegistry
 from keyfan.models import DepartmentEvent
 from keyfan_tools.local import LocalStack
@@ -161,7 +161,7 @@ def log_lines(service: ServiceProcess) -> list[dict[str, Any]]:
 class World:
     stack: LocalStack
     registry: DepartmentRegistry
-    encryptor: StrictKmsEncryptor
+    encryptor: Encryptor
     bootstrap: str
 
     def records(self, events: list[DepartmentEvent], topic: str) -> list[OwnerRecord]:

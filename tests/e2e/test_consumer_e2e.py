@@ -1,9 +1,9 @@
 """The consuming side end to end: real Tansu, real moto with IAM on, consumers as real subprocesses
 (``python -m sales_consumer`` / ``python -m finance_consumer``) under their own roles.
 
-Records are written exactly as the owner writes them (``tests.factories.owner_record``: the real
-StrictKmsEncryptor under the owner's role) to a fresh topic per test, so these tests do not depend on
-what other e2e tests leave on the shared ``keyfan.events``.
+Records are written exactly as the owner writes them (``tests.factories.owner_record`` with the owner's
+own ``owner_encryptor``, wire v2 by default, under the owner's role) to a fresh topic per test, so these
+tests do not depend on what other e2e tests leave on the shared ``keyfan.events``.
 """
 
 from __future__ import annotations
@@ -120,10 +120,11 @@ def test_each_department_decrypts_exactly_its_own_and_audits_every_record(
     reasons = sorted(
         (dict(r.headers)["keyfan-dlq-consumer"], dict(r.headers)["keyfan-dlq-reason"]) for r in dlq
     )
+    # (wire v2: the truncated value does not parse; the event id is bound as AAD, so the swap fails the tag)
     assert reasons == [
-        (b"finance", b"bad_ciphertext"),
-        (b"sales", b"bad_ciphertext"),
-        (b"sales", b"event_id_mismatch"),
+        (b"finance", b"bad_envelope"),
+        (b"sales", b"bad_envelope"),
+        (b"sales", b"bad_tag"),
     ]
     assert all(dict(r.headers)["keyfan-dlq-source-topic"] == topics.events.encode() for r in dlq)
 

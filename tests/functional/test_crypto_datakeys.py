@@ -225,6 +225,42 @@ def test_rotation_by_age(kms: Kms) -> None:
     assert owner.observer.calls["GenerateDataKey"] == 3
 
 
+def test_the_owner_cached_key_never_blocks_and_counts_towards_rotation(kms: Kms) -> None:
+    """``cached_key`` is what the owner calls on its event loop: a key at hand, or ``None`` (go to a thread)."""
+    clock = FakeClock()
+    owner = _owner(kms, max_records=3, max_age_seconds=300, clock=clock)
+    assert owner.cached_key("sales") is None  # no key yet: a KMS call is due
+    first = owner.data_key("sales")
+    assert owner.cached_key("sales") is first and owner.cached_key("sales") is first
+    assert owner.cached_key("sales") is None  # three records sealed under it: rotation is due
+    second = owner.data_key("sales")
+    assert second is not first and owner.cached_key("sales") is second
+    clock.now += 300
+    assert owner.cached_key("sales") is None  # too old: rotation is due
+    # another thread holding the department's lock (maybe across a KMS call): None rather than waiting
+    owner._locks["sales"].acquire()
+    try:
+        assert owner.cached_key("sales") is None
+    finally:
+        owner._locks["sales"].release()
+    assert owner.cached_key("nobody") is None
+    assert owner.observer.calls["GenerateDataKey"] == 2
+
+
+def test_the_reader_cached_key_answers_from_the_cache_only(kms: Kms) -> None:
+    value = _owner(kms).seal(SALES, BODY)
+    envelope = wire2.parse(value)
+    clock = FakeClock()
+    reader = _reader(kms.sales_reader, max_age_seconds=30, clock=clock)
+    assert reader.cached_key(envelope, "sales") is None
+    key = reader.data_key(envelope, "sales")
+    assert reader.cached_key(envelope, "sales") is key
+    assert reader.cached_key(envelope, "finance") is None  # the same blob claimed by another department
+    clock.now += 30
+    assert reader.cached_key(envelope, "sales") is None  # past the revocation bound: KMS decides again
+    assert reader.observer.calls["Decrypt"] == 1
+
+
 def test_an_expired_key_is_not_used_while_kms_is_down(kms: Kms) -> None:
     clock = FakeClock()
     outage = threading.Event()

@@ -24,14 +24,15 @@ from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
 
 from keyfan.crypto import DiscoveryKmsDecryptor, StrictKmsEncryptor
-from keyfan.envelope import RecordMetadata, check_context, encryption_context
+from keyfan.envelope import Binding, RecordMetadata, check_context
 from keyfan.exceptions import AccessDenied, CorruptMessage, KeyServiceUnavailable, TamperedMessage
 
 pytestmark = pytest.mark.functional
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-CONTEXT = encryption_context("sales", "order.created", 1, "keyfan.events")
+BINDING = Binding("keyfan.events", "sales", "order.created", 1, "6f1c2d3e-0000-4000-8000-000000000001")
+CONTEXT = BINDING.encryption_context()
 
 
 @dataclass
@@ -98,8 +99,8 @@ def test_round_trip_with_cached_data_keys(kms: Kms) -> None:
     encryptor = _encryptor(kms.reader, kms)
     decryptor = _decryptor(kms.reader)
 
-    sealed = [encryptor.encrypt("sales", f'{{"n":{i}}}'.encode(), CONTEXT) for i in range(100)]
-    opened = [decryptor.decrypt(item.ciphertext) for item in sealed]
+    sealed = [encryptor.encrypt(BINDING, f'{{"n":{i}}}'.encode()) for i in range(100)]
+    opened = [decryptor.decrypt(item.ciphertext, BINDING) for item in sealed]
 
     assert [o.plaintext for o in opened] == [f'{{"n":{i}}}'.encode() for i in range(100)]
     assert {item.key_arn for item in sealed} == {kms.key_arn}
@@ -113,22 +114,22 @@ def test_round_trip_with_cached_data_keys(kms: Kms) -> None:
 def test_without_cache_every_message_calls_kms(kms: Kms) -> None:
     encryptor = _encryptor(kms.reader, kms, cache_enabled=False)
     for _ in range(5):
-        encryptor.encrypt("sales", b"{}", CONTEXT)
+        encryptor.encrypt(BINDING, b"{}")
     assert encryptor.observer.calls["GenerateDataKey"] == 5
 
 
 def test_identity_without_grant_gets_access_denied(kms: Kms) -> None:
-    ciphertext = _encryptor(kms.reader, kms).encrypt("sales", b"{}", CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms).encrypt(BINDING, b"{}").ciphertext
 
     with pytest.raises(AccessDenied) as denied:
-        _decryptor(kms.outsider).decrypt(ciphertext)
+        _decryptor(kms.outsider).decrypt(ciphertext, BINDING)
 
     assert denied.value.key_arn == kms.key_arn
     assert "outsider" in (denied.value.principal or str(denied.value))
 
 
 def test_unreachable_kms_is_an_outage_not_a_denial(kms: Kms, monkeypatch: pytest.MonkeyPatch) -> None:
-    ciphertext = _encryptor(kms.reader, kms).encrypt("sales", b"{}", CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms).encrypt(BINDING, b"{}").ciphertext
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
@@ -136,7 +137,7 @@ def test_unreachable_kms_is_an_outage_not_a_denial(kms: Kms, monkeypatch: pytest
     decryptor = _decryptor(kms.reader)
 
     with pytest.raises(KeyServiceUnavailable) as outage:
-        decryptor.decrypt(ciphertext)
+        decryptor.decrypt(ciphertext, BINDING)
 
     assert not isinstance(outage.value, AccessDenied)
     assert decryptor.observer.calls["Decrypt"] == 1
@@ -156,9 +157,9 @@ def test_unreachable_kms_is_an_outage_not_a_denial(kms: Kms, monkeypatch: pytest
     ],
 )
 def test_corrupt_ciphertext_is_corrupt(kms: Kms, mangle: object, reason: str) -> None:
-    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt("sales", PLAINTEXT, CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt(BINDING, PLAINTEXT).ciphertext
     with pytest.raises(CorruptMessage) as corrupt:
-        _decryptor(kms.reader).decrypt(mangle(ciphertext))  # type: ignore[operator]
+        _decryptor(kms.reader).decrypt(mangle(ciphertext), BINDING)  # type: ignore[operator]
 
     assert type(corrupt.value) is CorruptMessage
     assert corrupt.value.reason == reason
@@ -201,15 +202,15 @@ def _flip(message: bytes, index: int, bit: int = 0) -> bytes:
 
 @pytest.mark.parametrize("cached", [True, False], ids=["data-key-cached", "data-key-from-kms"])
 def test_bit_flipped_in_body_ciphertext_is_tampered_bad_tag(kms: Kms, cached: bool) -> None:
-    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt("sales", PLAINTEXT, CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt(BINDING, PLAINTEXT).ciphertext
     layout = _layout(ciphertext)
     assert layout.frame_ciphertext_length == len(PLAINTEXT)
     decryptor = _decryptor(kms.reader)
     if cached:
-        decryptor.decrypt(ciphertext)  # the data key is now cached: the flip is found without KMS
+        decryptor.decrypt(ciphertext, BINDING)  # the data key is now cached: the flip is found without KMS
 
     with pytest.raises(TamperedMessage) as tampered:
-        decryptor.decrypt(_flip(ciphertext, layout.frame_ciphertext + len(PLAINTEXT) // 2))
+        decryptor.decrypt(_flip(ciphertext, layout.frame_ciphertext + len(PLAINTEXT) // 2), BINDING)
 
     assert type(tampered.value) is TamperedMessage
     assert tampered.value.reason == "bad_tag"
@@ -218,11 +219,11 @@ def test_bit_flipped_in_body_ciphertext_is_tampered_bad_tag(kms: Kms, cached: bo
 
 
 def test_bit_flipped_in_signature_is_tampered_bad_signature(kms: Kms) -> None:
-    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt("sales", PLAINTEXT, CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt(BINDING, PLAINTEXT).ciphertext
     layout = _layout(ciphertext)
 
     with pytest.raises(TamperedMessage) as tampered:
-        _decryptor(kms.reader).decrypt(_flip(ciphertext, len(ciphertext) - 1))
+        _decryptor(kms.reader).decrypt(_flip(ciphertext, len(ciphertext) - 1), BINDING)
 
     assert layout.signature < len(ciphertext) - 1
     assert type(tampered.value) is TamperedMessage
@@ -231,11 +232,11 @@ def test_bit_flipped_in_signature_is_tampered_bad_signature(kms: Kms) -> None:
 
 
 def test_bit_flipped_in_header_authentication_tag_is_tampered_bad_tag(kms: Kms) -> None:
-    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt("sales", PLAINTEXT, CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt(BINDING, PLAINTEXT).ciphertext
     layout = _layout(ciphertext)
 
     with pytest.raises(TamperedMessage) as tampered:
-        _decryptor(kms.reader).decrypt(_flip(ciphertext, layout.body - 1))
+        _decryptor(kms.reader).decrypt(_flip(ciphertext, layout.body - 1), BINDING)
 
     assert type(tampered.value) is TamperedMessage
     assert tampered.value.reason == "bad_tag"
@@ -243,13 +244,13 @@ def test_bit_flipped_in_header_authentication_tag_is_tampered_bad_tag(kms: Kms) 
 
 @pytest.mark.parametrize("offset", [0, 20, 40, -1])
 def test_high_bit_flipped_in_header_key_arn_is_corrupt_bad_ciphertext(kms: Kms, offset: int) -> None:
-    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt("sales", PLAINTEXT, CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt(BINDING, PLAINTEXT).ciphertext
     at = ciphertext.index(kms.key_arn.encode())
     index = at + offset % len(kms.key_arn)
     flipped = _flip(ciphertext, index, bit=7)
     decryptor = _decryptor(kms.reader)
 
-    for call in (decryptor.key_arns, decryptor.decrypt):
+    for call in (decryptor.key_arns, lambda value: decryptor.decrypt(value, BINDING)):
         with pytest.raises(CorruptMessage) as corrupt:
             call(flipped)
         assert type(corrupt.value) is CorruptMessage
@@ -265,12 +266,12 @@ def test_every_byte_with_a_bit_flipped_is_translated(kms: Kms) -> None:
     (Flips inside the key ARN that still make a well-formed ARN send KMS elsewhere: another key id is a
     denial, another account fails the discovery filter.)
     """
-    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt("sales", PLAINTEXT, CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt(BINDING, PLAINTEXT).ciphertext
     layout = _layout(ciphertext)
     arn_at = ciphertext.index(kms.key_arn.encode())
     region_at = arn_at + kms.key_arn.index(REGION)
     decryptor = _decryptor(kms.reader)
-    decryptor.decrypt(ciphertext)
+    decryptor.decrypt(ciphertext, BINDING)
     seen: dict[str, set[str]] = {}
     for index in range(len(ciphertext)):
         if region_at <= index < region_at + len(REGION):
@@ -279,7 +280,7 @@ def test_every_byte_with_a_bit_flipped_is_translated(kms: Kms) -> None:
             continue
         for bit in (0, 7):
             try:
-                decryptor.decrypt(_flip(ciphertext, index, bit))
+                decryptor.decrypt(_flip(ciphertext, index, bit), BINDING)
             except (CorruptMessage, AccessDenied) as exc:
                 seen.setdefault(type(exc).__name__, set()).add(getattr(exc, "reason", ""))
                 # frame ciphertext and tag, signature (not its length field): an integrity check fails
@@ -293,19 +294,19 @@ def test_every_byte_with_a_bit_flipped_is_translated(kms: Kms) -> None:
 
 def test_tampered_message_while_kms_is_down_is_an_outage(kms: Kms, monkeypatch: pytest.MonkeyPatch) -> None:
     # the data key cannot be had, so nothing says yet that the bytes are bad: retry, do not dead-letter
-    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt("sales", PLAINTEXT, CONTEXT).ciphertext
+    ciphertext = _encryptor(kms.reader, kms, suite="signed").encrypt(BINDING, PLAINTEXT).ciphertext
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", f"http://127.0.0.1:{port}")
 
     with pytest.raises(KeyServiceUnavailable):
-        _decryptor(kms.reader).decrypt(_flip(ciphertext, _layout(ciphertext).frame_ciphertext))
+        _decryptor(kms.reader).decrypt(_flip(ciphertext, _layout(ciphertext).frame_ciphertext), BINDING)
 
 
 def test_ciphertext_replayed_under_other_metadata_is_tampering(kms: Kms) -> None:
-    ciphertext = _encryptor(kms.reader, kms).encrypt("sales", b"{}", CONTEXT).ciphertext
-    decrypted = _decryptor(kms.reader).decrypt(ciphertext)
+    ciphertext = _encryptor(kms.reader, kms).encrypt(BINDING, b"{}").ciphertext
+    decrypted = _decryptor(kms.reader).decrypt(ciphertext, BINDING)
     claims_refund = RecordMetadata(
         event_id="e1",
         department="sales",

@@ -5,29 +5,33 @@ from __future__ import annotations
 import pytest
 
 from keyfan.crypto.ports import Decryptor, Encrypted, Encryptor
-from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT
+from keyfan.envelope import CONTENT_ESDK, CONTENT_PLAINTEXT, Binding
 from keyfan.exceptions import ConfigError, CorruptMessage
-from keyfan_tools.bench.codecs import PlaintextDecryptor, PlaintextEncryptor, content_of, frame, unframe
+from keyfan_tools.bench.codecs import PlaintextDecryptor, PlaintextEncryptor, frame, unframe
 
 ARN = "arn:aws:kms:us-east-1:123456789012:alias/keyfan-sales"
 CONTEXT = {"department": "sales", "event_type": "order.created", "schema_version": "1", "topic": "t"}
+BINDING = Binding("t", "sales", "order.created", 1, "x")
 
 
 def test_twins_round_trip_the_plaintext_key_and_context():
     encryptor: Encryptor = PlaintextEncryptor({"sales": ARN})
     decryptor: Decryptor = PlaintextDecryptor()
-    encrypted = encryptor.encrypt("sales", b'{"event_id":"x"}', CONTEXT)
+    encrypted = encryptor.encrypt(BINDING, b'{"event_id":"x"}')
     assert encrypted.key_arn == ARN
     assert decryptor.key_arns(encrypted.ciphertext) == (ARN,)
-    decrypted = decryptor.decrypt(encrypted.ciphertext)
+    decrypted = decryptor.decrypt(encrypted.ciphertext, BINDING)
     assert decrypted.plaintext == b'{"event_id":"x"}'
     assert dict(decrypted.encryption_context) == CONTEXT
     assert decrypted.key_arn == ARN
+    # the twins never block, as v2 under a cached key: the pipelines call them inline
+    assert encryptor.encrypt_cached(BINDING, b"y") is not None
+    assert decryptor.decrypt_cached(encrypted.ciphertext, BINDING) == decrypted
 
 
 def test_unknown_department_is_a_config_error():
     with pytest.raises(ConfigError):
-        PlaintextEncryptor({"sales": ARN}).encrypt("finance", b"x", CONTEXT)
+        PlaintextEncryptor({"sales": ARN}).encrypt(Binding("t", "finance", "payment.created", 1, "x"), b"x")
     with pytest.raises(ConfigError):
         PlaintextEncryptor({})
 
@@ -38,8 +42,7 @@ def test_anything_else_is_corrupt(value):
         unframe(value)
 
 
-def test_the_twin_says_plaintext_and_real_adapters_say_esdk():
-    assert PlaintextEncryptor({"sales": ARN}).encrypt("sales", b"x", CONTEXT).content == CONTENT_PLAINTEXT
+def test_the_twin_says_plaintext():
+    assert PlaintextEncryptor({"sales": ARN}).encrypt(BINDING, b"x").content == CONTENT_PLAINTEXT
     assert Encrypted(ciphertext=b"c", key_arn=ARN).content == CONTENT_ESDK
-    assert content_of(PlaintextDecryptor()) == CONTENT_PLAINTEXT
-    assert content_of(object()) == CONTENT_ESDK
+    assert PlaintextDecryptor().content == CONTENT_PLAINTEXT

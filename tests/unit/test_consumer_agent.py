@@ -35,7 +35,7 @@ def test_handler_must_match_department(tmp_path: Path) -> None:
         create_consumer_app(
             _settings(tmp_path).model_copy(update={"department": "finance"}),
             SalesHandler(),
-            decryptor=FakeDecryptor(),
+            decryptors=(FakeDecryptor(),),
         )
 
 
@@ -43,7 +43,7 @@ def _app(tmp_path: Path, audit: ListAudit, **settings: object) -> ConsumerApp:
     app = create_consumer_app(
         _settings(tmp_path).model_copy(update=settings),
         SalesHandler(),
-        decryptor=FakeDecryptor(denied={fake_key_arn("finance")}),
+        decryptors=(FakeDecryptor(denied={fake_key_arn("finance")}),),
         principal="p",
         audit=audit,
         dead_letters=ListDeadLetters(),

@@ -47,10 +47,9 @@ class Clock:
 
 
 class Harness:
-    def __init__(
-        self, accepted_contents: frozenset[str] = frozenset({CONTENT_ESDK}), window: int = 100_000
-    ) -> None:
+    def __init__(self, content: str = CONTENT_ESDK, window: int = 100_000) -> None:
         self.decryptor = FakeDecryptor(denied={fake_key_arn("finance")})
+        self.decryptor.content = content  # the one content this pipeline reads
         self.audit = ListAudit()
         self.dlq = ListDeadLetters()
         self.store: dict[str, Any] = {}
@@ -64,7 +63,7 @@ class Harness:
             consumer_group="keyfan-sales",
             principal=PRINCIPAL,
             registry=REGISTRY,
-            decryptor=self.decryptor,
+            decryptors=(self.decryptor,),
             handler=SalesHandler(),
             store=self.store,
             audit=self.audit,
@@ -74,7 +73,6 @@ class Harness:
             retry=RetryPolicy(0.2, 5.0),
             dedupe_window_events=window,
             sleep=self._sleep,
-            accepted_contents=accepted_contents,
         )
 
     async def _sleep(self, seconds: float) -> None:
@@ -333,10 +331,10 @@ async def test_a_record_in_another_partition_of_its_department_is_misrouted(h: H
     assert h.store[str(other)]["state"]["orders"] == 0
 
 
-async def test_a_pipeline_reads_only_the_contents_it_is_told_to_accept() -> None:
-    # The services accept "esdk" only (above: "plaintext" is dead-lettered); the benchmark's plaintext
-    # twin is a pipeline that accepts "plaintext", and then refuses "esdk".
-    twin = Harness(accepted_contents=frozenset({CONTENT_PLAINTEXT}))
+async def test_a_pipeline_reads_only_the_contents_it_has_a_decryptor_for() -> None:
+    # The services read "keyfan-v2" and "esdk" (above: "plaintext" is dead-lettered); the benchmark's
+    # plaintext twin is a pipeline with the plaintext decryptor only, and then refuses "esdk".
+    twin = Harness(content=CONTENT_PLAINTEXT)
     plain = twin.next_record(SALES[0], headers=_tampered_headers(SALES[0], content=CONTENT_PLAINTEXT))
     assert (await twin.pipeline.process(plain)).outcome is Outcome.DECRYPTED
     verdict = await twin.feed(SALES[1], partition=plain.partition)

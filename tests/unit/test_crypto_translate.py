@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 
 from keyfan.crypto.errors import KmsFailure
 from keyfan.crypto.kms import DiscoveryKmsDecryptor, KmsObserver, _translate
+from keyfan.envelope import Binding
 from keyfan.exceptions import (
     AccessDenied,
     CorruptMessage,
@@ -141,7 +142,8 @@ def decryptor() -> DiscoveryKmsDecryptor:
 def test_unparseable_bytes_are_bad_ciphertext_before_any_kms_call(
     decryptor: DiscoveryKmsDecryptor, value: bytes
 ) -> None:
-    for call in (decryptor.key_arns, decryptor.decrypt):
+    binding = Binding("t", "sales", "order.created", 1, "e")
+    for call in (decryptor.key_arns, lambda v: decryptor.decrypt(v, binding)):
         with pytest.raises(CorruptMessage) as corrupt:
             call(value)
         assert type(corrupt.value) is CorruptMessage

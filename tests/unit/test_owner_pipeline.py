@@ -18,6 +18,7 @@ from keyfan.envelope import (
     H_DEPARTMENT,
     H_EVENT_ID,
     H_KEY_ARN,
+    Binding,
     Headers,
     RecordMetadata,
 )
@@ -54,12 +55,18 @@ class FakeEncryptor:
     def __init__(self, errors: list[Exception] | None = None) -> None:
         self.errors = list(errors or [])
         self.contexts: list[Mapping[str, str]] = []
+        self.bindings: list[Binding] = []
 
-    def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:
+    def encrypt_cached(self, binding: Binding, plaintext: bytes) -> Encrypted | None:
+        return None  # as a KMS call or an SDK message: the pipeline goes to a thread
+
+    def encrypt(self, binding: Binding, plaintext: bytes) -> Encrypted:
         if self.errors:
             raise self.errors.pop(0)
-        self.contexts.append(dict(context))
-        return Encrypted(ciphertext=b"ENC" + plaintext[::-1], key_arn=f"arn:aws:kms:r:1:alias/{department}")
+        self.contexts.append(binding.encryption_context())
+        self.bindings.append(binding)
+        arn = f"arn:aws:kms:r:1:alias/{binding.department}"
+        return Encrypted(ciphertext=b"ENC" + plaintext[::-1], key_arn=arn)
 
 
 @dataclass
@@ -200,8 +207,8 @@ async def test_valid_event_is_encrypted_published_to_its_partition_then_deleted(
 
 async def test_the_content_header_says_what_the_encryptor_wrote():
     class LabellingEncryptor(FakeEncryptor):
-        def encrypt(self, department: str, plaintext: bytes, context: Mapping[str, str]) -> Encrypted:
-            return replace(super().encrypt(department, plaintext, context), content="plaintext")
+        def encrypt(self, binding: Binding, plaintext: bytes) -> Encrypted:
+            return replace(super().encrypt(binding, plaintext), content="plaintext")
 
     (event,) = generate_events(1, ["sales"], seed=2)
     pipeline, _, publisher = _pipeline(encryptor=LabellingEncryptor())
@@ -568,14 +575,15 @@ async def test_encrypts_are_serialized_per_department_so_a_cold_cache_costs_one_
             self.peak: dict[str, int] = {}
             self.lock = threading.Lock()
 
-        def encrypt(self, department, plaintext, context):
+        def encrypt(self, binding, plaintext):
+            department = binding.department
             with self.lock:
                 self.active[department] = self.active.get(department, 0) + 1
                 self.peak[department] = max(self.peak.get(department, 0), self.active[department])
             _time.sleep(0.01)
             with self.lock:
                 self.active[department] -= 1
-            return super().encrypt(department, plaintext, context)
+            return super().encrypt(binding, plaintext)
 
     encryptor = SlowEncryptor()
     pipeline, _queue, publisher = _pipeline(encryptor=encryptor)
@@ -607,3 +615,37 @@ async def test_runner_deletes_with_far_fewer_calls_than_messages():
     pipeline, _, _ = _pipeline(queue=queue)
     await _run_until_deleted(pipeline, queue, 40, concurrency=2)
     assert len(queue.deleted) == 40 and len(queue.batches) <= 8
+
+
+async def test_a_cached_data_key_seals_inline_and_kms_goes_to_a_thread():
+    """v2 under a cached data key costs microseconds: no thread hop; only a KMS call leaves the loop."""
+    import threading
+
+    class InlineEncryptor(FakeEncryptor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.threads: list[str] = []
+            self.cached = False
+
+        def encrypt_cached(self, binding: Binding, plaintext: bytes) -> Encrypted | None:
+            if not self.cached:
+                return None
+            self.threads.append("inline:" + threading.current_thread().name)
+            return FakeEncryptor.encrypt(self, binding, plaintext)
+
+        def encrypt(self, binding: Binding, plaintext: bytes) -> Encrypted:
+            self.threads.append("blocking:" + threading.current_thread().name)
+            self.cached = True  # the first call "asked KMS"; the key is cached from now on
+            return super().encrypt(binding, plaintext)
+
+    encryptor = InlineEncryptor()
+    pipeline, _queue, publisher = _pipeline(encryptor=encryptor)
+    events = generate_events(3, ["sales"], seed=5)
+    for i, event in enumerate(events):
+        assert await pipeline.handle(_message(to_message_body(event), i)) is MessageOutcome.PUBLISHED
+    main = threading.current_thread().name
+    assert encryptor.threads[0].startswith("blocking:") and encryptor.threads[0] != f"blocking:{main}"
+    assert encryptor.threads[1:] == [f"inline:{main}", f"inline:{main}"]
+    # and the binding it sealed under is the record's: topic, department, type, version and event id
+    assert [b.event_id for b in encryptor.bindings] == [str(e.event_id) for e in events]
+    assert {b.topic for b in encryptor.bindings} == {publisher.records[0].topic}

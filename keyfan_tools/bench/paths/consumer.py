@@ -28,7 +28,6 @@ from keyfan.envelope import RecordMetadata
 from keyfan.models import DepartmentEvent
 from keyfan.plugins import handler_for
 from keyfan.settings import ConsumerSettings
-from keyfan_tools.bench.codecs import content_of
 from keyfan_tools.bench.context import BenchContext, BenchError
 from keyfan_tools.bench.paths.measure import STALL_SECONDS, MeasureHooks, NoHooks, PathRun
 from keyfan_tools.bench.stats import rate
@@ -102,13 +101,12 @@ def consumer_pipeline(ctx: BenchContext, department: str, decryptor: TimedDecryp
         settings,
         handler,
         registry=ctx.registry,
-        decryptor=decryptor,
+        decryptors=(decryptor,),
         principal=ctx.principal(department),
         store={},
         audit=audit,
         dead_letters=dead_letters,
         metrics_registry=CollectorRegistry(),
-        accepted_contents=frozenset({content_of(decryptor)}),
     )
     metrics = pipeline.metrics
     return ConsumerPipeline(pipeline, metrics, audit, dead_letters, handler)
