@@ -132,6 +132,9 @@ class ConsumerSettings(KafkaSettings, DataKeyCacheSettings):
     unexpected_max_attempts: PositiveInt = 3
     # Event ids remembered for deduplication, per department (split over its partitions).
     dedupe_window_events: PositiveInt = 100_000
+    # Records whose outcomes reach the state table (and whose audit records are acknowledged) together. A
+    # batch ends sooner when no more records are waiting, so this bounds catch-up work, not latency.
+    batch_max_records: PositiveInt = 500
 
     @classmethod
     def for_app(cls, default_department: str, **overrides: Any) -> ConsumerSettings:

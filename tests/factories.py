@@ -108,6 +108,12 @@ class ListAudit:
             raise PublishFailed("broker down")
         self.records.append(record)
 
+    async def flush(self) -> None:
+        """Nothing waits: ``publish`` stores at once, as an acknowledged send would."""
+
+    def discard(self) -> None:
+        """Nothing is pending."""
+
 
 class ListDeadLetters:
     """An in-memory DLQ sink."""

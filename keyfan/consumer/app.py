@@ -19,17 +19,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import faust
-from faust.types import TP, TransportT
+from faust.types import TP, ChannelT, TransportT
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from keyfan.consumer.audit import AuditSink
 from keyfan.consumer.dedupe import is_slot_key
 from keyfan.consumer.denials import Clock, DenialMemory
-from keyfan.consumer.faust_fixes import ReseekingConsumer, ReseekingTransport
+from keyfan.consumer.faust_fixes import QuietMonitor, ReseekingConsumer, ReseekingTransport
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.logfields import log_event
 from keyfan.consumer.metrics import ConsumerMetrics
@@ -38,6 +38,7 @@ from keyfan.consumer.pipeline import RecordPipeline
 from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Reseeks, SeekAction
 from keyfan.consumer.records import DeadLetterSink, RawRecord
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
+from keyfan.consumer.writebehind import WriteBehindTable
 from keyfan.crypto.ports import Decryptor
 from keyfan.departments import DepartmentRegistry
 from keyfan.exceptions import ConfigError, Interrupted
@@ -65,6 +66,7 @@ class ConsumerRuntime:
     metrics: ConsumerMetrics
     denials: DenialMemory
     table: Any  # faust Table: partition (str) -> slot (keyfan.consumer.position); event:<id> -> [p, o]
+    batch: WriteBehindTable  # the pipeline's view of the table: the current batch's writes, not yet applied
     own_partitions: frozenset[int]
     reseeks: Reseeks = field(default_factory=Reseeks)
     skipped_foreign_partitions: int = 0
@@ -78,6 +80,23 @@ class ConsumerRuntime:
     def on_rebalance_start(self) -> None:
         self.synced = False
         self.pipeline.interrupt()
+
+    async def end_batch(self) -> None:
+        """Make the batch's outcomes durable: their audit records acknowledged, then the table written
+        (each key once). A batch cut by a rebalance or shutdown is abandoned: its records are read again."""
+        if not self.synced:
+            self.abandon_batch()
+            return
+        try:
+            await self.pipeline.settle()
+        except Interrupted:
+            self.abandon_batch()
+            return
+        self.batch.apply()
+
+    def abandon_batch(self) -> None:
+        self.batch.discard()
+        self.pipeline.audit.discard()
 
     def committable_offset(self, partition: int) -> int | None:
         """What the group may commit for a partition: the offset after its position (None: nothing yet)."""
@@ -229,10 +248,11 @@ def create_consumer_app(
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         consumer_auto_offset_reset="earliest",
-        producer_linger=0.0,  # audit and DLQ sends are awaited one record at a time
+        producer_linger=0.0,  # nothing waits for a fuller producer batch: a batch of records ends when idle
         web_port=settings.web_port,
         datadir=str(settings.data_dir / settings.consumer_group),
         table_standby_replicas=0,
+        Monitor=QuietMonitor,
     )
     source = app.topic(
         settings.topic,
@@ -245,13 +265,14 @@ def create_consumer_app(
     audit_topic = app.topic(settings.audit_topic, key_serializer="raw", value_serializer="raw")
     dlq_topic = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw", allow_empty=True)
     table = app.Table(STATE_TABLE, partitions=partitions)  # table_key/value_serializer default: json
+    batch = WriteBehindTable(table)
     pipeline = record_pipeline(
         settings,
         handler,
         registry=registry_,
         decryptors=decryptors,
         principal=principal,
-        store=table,
+        store=batch,
         audit=audit or FaustAuditSink(audit_topic, settings.department),
         dead_letters=dead_letters or FaustDeadLetterSink(dlq_topic, settings.department),
         metrics_registry=registry,
@@ -265,32 +286,41 @@ def create_consumer_app(
         metrics=metrics,
         denials=denials,
         table=table,
+        batch=batch,
         own_partitions=frozenset(department.partitions),
     )
     app.runtime = runtime
 
     @app.agent(source, name=f"{settings.department}-records")
     async def records(stream: faust.StreamT[bytes]) -> AsyncIterator[str]:
+        # A batch is what arrived together: it ends when nothing more is waiting (so an idle consumer adds
+        # no latency) or at ``batch_max_records``. Its outcomes reach the table in ``end_batch``.
+        in_batch = 0
+        waiting = cast(ChannelT, stream.channel).queue  # what Faust has fetched for this agent, not yet read
         async for event in stream.events():
             message = event.message
             if not runtime.tracks(message.partition):
                 runtime.skipped_foreign_partitions += 1
-                yield "skipped"
-                continue
-            if not runtime.synced or app.in_recovery:
+                outcome = "skipped"
+            elif not runtime.synced or app.in_recovery:
                 # Fetched from a position the table has not confirmed; it is read again after the seek.
                 runtime.ignored_until_restored += 1
-                yield "ignored"
-                continue
-            record = RawRecord(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                headers=message.headers,
-            )
-            yield await _process(app, runtime, record)
+                outcome = "ignored"
+            else:
+                record = RawRecord(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                )
+                outcome = await _process(app, runtime, record)
+                in_batch += 1
+            if in_batch and (in_batch >= settings.batch_max_records or waiting.empty()):
+                await runtime.end_batch()
+                in_batch = 0
+            yield outcome
 
     async def state_view(view: View, request: Request) -> Response:
         return view.json(runtime.state())
@@ -305,10 +335,12 @@ async def _process(app: ConsumerApp, runtime: ConsumerRuntime, record: RawRecord
     try:
         verdict = await runtime.pipeline.process(record)
     except Interrupted:
+        runtime.abandon_batch()
         return "interrupted"
     if isinstance(verdict, Classification):
         runtime.reseeks.healed(record.partition)
         return verdict.outcome.value
+    await runtime.end_batch()  # what came before the gap is done: durable before the consumer seeks
     action = runtime.reseeks.on_gap(verdict)
     fields = {"partition": verdict.partition, "expected": verdict.expected, "offset": verdict.offset}
     if action is SeekAction.SEEK:

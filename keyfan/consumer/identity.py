@@ -59,6 +59,7 @@ def consumer_decryptors(
         account_ids=account_ids,
         partition=settings.aws_partition,
         max_age_seconds=settings.decrypt_cache_max_age_seconds,
+        enabled=settings.cache_enabled,
         observer=observer,
     )
     v1 = DiscoveryKmsDecryptor(

@@ -31,7 +31,7 @@ from keyfan.consumer.dedupe import EventWindow, capacity_per_partition
 from keyfan.consumer.denials import DenialMemory
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.interruption import Interruption
-from keyfan.consumer.logfields import log_event
+from keyfan.consumer.logfields import log_event, outcome_fields
 from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Classification, Outcome, classify, unexpected_reason
 from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Arrival, Gap, advanced, arrival, new_slot
@@ -124,6 +124,32 @@ class RecordPipeline:
     def resume(self) -> None:
         self._interruption.clear()
         self.events.invalidate()
+
+    # -- the batch ------------------------------------------------------------------------------
+    async def settle(self) -> None:
+        """Wait for the acknowledgement of every audit record published so far: an outcome's position may
+        reach the table only after its audit record is on the broker. An unreachable broker is retried
+        without bound; a rebalance or shutdown raises ``Interrupted`` (the batch is then abandoned)."""
+        attempt = 0
+        while True:
+            self._interruption.check()
+            try:
+                await self._interruption.race(self.audit.flush())
+                return
+            except PublishFailed as exc:
+                attempt += 1
+                delay = self.retry.delay(attempt)
+                self.metrics.retry("publish_failed")
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "audit_flush_retry",
+                    department=self.department,
+                    attempt=attempt,
+                    delay_seconds=round(delay, 3),
+                    error=type(exc).__name__,
+                )
+                await self._interruption.race(self._sleep(delay))
 
     # -- the record -----------------------------------------------------------------------------
     def expected_offset(self, partition: int) -> int:
@@ -297,7 +323,7 @@ class RecordPipeline:
             logger,
             logging.WARNING,
             "record_access_denied",
-            **self._fields(record, metadata, key_arn, verdict),
+            **outcome_fields(self.department, record, metadata, key_arn, verdict),
             principal=principal,
         )
         return verdict
@@ -318,7 +344,7 @@ class RecordPipeline:
             logger,
             level,
             "record_dead_lettered",
-            **self._fields(record, metadata, key_arn, verdict),
+            **outcome_fields(self.department, record, metadata, key_arn, verdict),
             error=type(exc).__name__,
         )
         return verdict
@@ -338,24 +364,6 @@ class RecordPipeline:
                 self.metrics.retry("publish_failed")
                 await self._interruption.race(self._sleep(self.retry.max_seconds))
 
-    def _fields(
-        self,
-        record: RawRecord,
-        metadata: RecordMetadata | None,
-        key_arn: str | None,
-        verdict: Classification,
-    ) -> dict[str, object]:
-        """What a log line says about a record's outcome: metadata only."""
-        return {
-            "department": self.department,
-            "record_department": metadata.department if metadata else None,
-            "event_id": metadata.event_id if metadata else None,
-            "partition": record.partition,
-            "offset": record.offset,
-            "key_arn": key_arn,
-            "reason": verdict.reason,
-        }
-
     async def _audit(
         self,
         record: RawRecord,
@@ -365,18 +373,8 @@ class RecordPipeline:
         principal: str | None,
     ) -> None:
         await self.audit.publish(
-            AuditRecord(
-                consumer_department=self.department,
-                consumer_group=self.consumer_group,
-                record_department=metadata.department if metadata else None,
-                principal=principal,
-                event_id=metadata.event_id if metadata else None,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key_arn=key_arn,
-                outcome=verdict.outcome,
-                reason=verdict.reason,
+            AuditRecord.of_outcome(
+                self.department, self.consumer_group, record, metadata, key_arn, verdict, principal
             )
         )
 

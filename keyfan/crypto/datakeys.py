@@ -239,9 +239,11 @@ class DataKeyCache:
         partition: str = "aws",
         max_entries: int = DEFAULT_CACHE_ENTRIES,
         max_age_seconds: float = DEFAULT_CACHE_MAX_AGE_SECONDS,
+        enabled: bool = True,
         clock: Clock = time.monotonic,
         observer: KmsObserver | None = None,
     ) -> None:
+        """``enabled=False`` keeps nothing: every record asks KMS (``KEYFAN_CACHE_ENABLED=false``)."""
         if not account_ids:
             raise ConfigError("a data-key cache needs the account ids whose keys it may use")
         if max_entries < 1:
@@ -255,6 +257,7 @@ class DataKeyCache:
         self._partition = partition
         self._max_entries = max_entries
         self._max_age = max_age_seconds
+        self._enabled = enabled
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[CacheKey, tuple[wire2.DataKey, float]] = OrderedDict()
@@ -303,7 +306,8 @@ class DataKeyCache:
             flight.set_exception(exc)
             raise
         with self._lock:
-            self._entries[cache_key] = (key, self._clock())
+            if self._enabled:
+                self._entries[cache_key] = (key, self._clock())
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
             del self._inflight[cache_key]

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from keyfan.departments import DepartmentRegistry
 from keyfan.owner import owner_encryptor
 from keyfan.settings import OwnerSettings, WireName
-from keyfan.departments import DepartmentRegistry
 from keyfan_tools.local import LocalStack
 from keyfan_tools.local.processes import is_our_process, pid_alive, terminate
 from keyfan_tools.local.services import ServiceProcess

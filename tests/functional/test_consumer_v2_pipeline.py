@@ -31,7 +31,7 @@ from keyfan.owner import owner_encryptor
 from keyfan.settings import ConsumerSettings, OwnerSettings
 from sales_consumer.handler import SalesHandler
 from tests.factories import REPO, ListAudit, ListDeadLetters, OwnerRecord, owner_record
-from tests.functional.test_crypto_datakeys import ACCOUNT, Kms, _botocore, kms  # noqa: F401 (fixture)
+from tests.functional.test_crypto_datakeys import ACCOUNT, Kms, _botocore
 
 pytestmark = pytest.mark.functional
 

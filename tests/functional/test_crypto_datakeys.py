@@ -358,6 +358,14 @@ def test_the_cache_serves_repeats_and_asks_again_after_its_max_age(kms: Kms) -> 
     assert reader.observer.calls["Decrypt"] == 2
 
 
+def test_a_disabled_cache_asks_kms_for_every_record(kms: Kms) -> None:
+    value = _owner(kms).seal(SALES, BODY)
+    reader = _reader(kms.sales_reader, enabled=False)
+    for _ in range(3):
+        assert reader.open(value, SALES) == BODY
+    assert reader.observer.calls["Decrypt"] == 3 and len(reader) == 0
+
+
 def test_the_cache_is_bounded_least_recently_used_first(kms: Kms) -> None:
     owner = _owner(kms, max_records=1)  # a new data key per record
     a, b, c = (owner.seal(SALES, BODY) for _ in range(3))

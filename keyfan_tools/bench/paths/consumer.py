@@ -49,6 +49,12 @@ class MemoryAuditSink:
         self.bytes += len(record.to_bytes())
         self.records += 1
 
+    async def flush(self) -> None:
+        """Nothing waits: records are counted as they are published."""
+
+    def discard(self) -> None:
+        """Nothing is pending."""
+
 
 class MemoryDeadLetters:
     def __init__(self) -> None:
