@@ -27,7 +27,6 @@ from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from keyfan.consumer.audit import AuditSink
-from keyfan.consumer.dedupe import is_slot_key
 from keyfan.consumer.denials import Clock, DenialMemory
 from keyfan.consumer.faust_fixes import QuietMonitor, ReseekingConsumer, ReseekingTransport
 from keyfan.consumer.handler import DomainHandler
@@ -68,6 +67,7 @@ class ConsumerRuntime:
     table: Any  # faust Table: partition (str) -> slot (keyfan.consumer.position); event:<id> -> [p, o]
     batch: WriteBehindTable  # the pipeline's view of the table: the current batch's writes, not yet applied
     own_partitions: frozenset[int]
+    partitions: int  # of the source topic: the slots' keys are 0 .. partitions - 1
     reseeks: Reseeks = field(default_factory=Reseeks)
     skipped_foreign_partitions: int = 0
     ignored_until_restored: int = 0
@@ -109,7 +109,10 @@ class ConsumerRuntime:
         self.pipeline.resume()
 
     def state(self) -> dict[str, Any]:
-        slots = {str(k): v for k, v in self.table.items() if is_slot_key(k) and isinstance(v, dict)}
+        # The partitions' slots only: the table also holds the dedupe window (up to 100,000 event ids), and
+        # /state is polled.
+        found = ((str(p), self.table.get(str(p))) for p in range(self.partitions))
+        slots = {key: slot for key, slot in found if isinstance(slot, dict)}
         outcomes: Counter[str] = Counter()
         for slot in slots.values():
             outcomes.update(slot.get(OUTCOMES, {}))
@@ -288,6 +291,7 @@ def create_consumer_app(
         table=table,
         batch=batch,
         own_partitions=frozenset(department.partitions),
+        partitions=partitions,
     )
     app.runtime = runtime
 

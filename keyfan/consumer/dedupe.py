@@ -64,8 +64,3 @@ class EventWindow:
 def capacity_per_partition(window_events: int, partitions: int) -> int:
     """A department's window split evenly over its partitions (at least one id each)."""
     return max(1, -(-window_events // max(1, partitions)))
-
-
-def is_slot_key(key: object) -> bool:
-    """Partition slots are keyed by the partition number; event ids by ``event:<id>``."""
-    return isinstance(key, str) and key.isdigit()

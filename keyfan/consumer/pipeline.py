@@ -257,15 +257,10 @@ class RecordPipeline:
         self.events.remember(metadata.event_id, record.partition, record.offset)  # before the slot
         self.store[str(record.partition)] = advanced(slot, record.offset, verdict.outcome.value, new_state)
         self.metrics.outcome(verdict.outcome, verdict.reason)
-        log_event(
-            logger,
-            logging.DEBUG,
-            "record_decrypted",
-            partition=record.partition,
-            offset=record.offset,
-            event_id=metadata.event_id,
-            **self.handler.hint(metadata, data),
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # the masked hint costs more than the rest of the line
+            hint = self.handler.hint(metadata, data)
+            where = {"partition": record.partition, "offset": record.offset, "event_id": metadata.event_id}
+            log_event(logger, logging.DEBUG, "record_decrypted", **where, **hint)
         return verdict
 
     # -- outcomes -------------------------------------------------------------------------------

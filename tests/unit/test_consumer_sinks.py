@@ -69,14 +69,26 @@ async def test_a_broker_outage_is_a_publish_failure_to_retry() -> None:
 
 
 class AckLaterTopic:
-    """Hands back an ack future per send, resolved (or failed) by the test: the producer's buffer."""
+    """A topic whose app's producer hands back an ack future per send, resolved (or failed) by the test."""
 
     def __init__(self) -> None:
         self.acks: list[tuple[bytes, asyncio.Future[None]]] = []
+        self.declared = 0
+        self.app = self
 
-    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
+    def get_topic_name(self) -> str:
+        return "keyfan.audit"
+
+    async def maybe_declare(self) -> None:
+        self.declared += 1
+
+    async def maybe_start_producer(self) -> AckLaterTopic:
+        return self
+
+    async def send(self, topic: str, key: bytes, value: bytes, *args: Any) -> asyncio.Future[None]:
+        assert (topic, key) == ("keyfan.audit", b"sales")
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.acks.append((kwargs["value"], ack))
+        self.acks.append((value, ack))
         return ack
 
 
@@ -101,7 +113,7 @@ async def test_audit_records_are_sent_without_waiting_and_flush_waits_for_every_
     sink = FaustAuditSink(topic, "sales")  # type: ignore[arg-type]
     for n in range(3):
         await sink.publish(_audit(n))  # returns at once: nothing acknowledged yet
-    assert len(topic.acks) == 3
+    assert len(topic.acks) == 3 and topic.declared == 1  # declared once, before the first record
     flushed = asyncio.ensure_future(sink.flush())
     await asyncio.sleep(0)
     assert not flushed.done()  # waits for the acks

@@ -23,7 +23,7 @@ def test_worker_creates_its_data_directory_with_parents(
         def execute_from_commandline(self) -> None:
             started[-1]["executed"] = True
 
-    monkeypatch.setattr(worker.faust, "Worker", FakeWorker)
+    monkeypatch.setattr(worker, "ServiceWorker", FakeWorker)
     data_dir = tmp_path / "fresh" / "checkout" / "keyfan-sales"
     app = faust.App("t", autodiscover=False)
 
@@ -40,3 +40,16 @@ def test_worker_creates_its_data_directory_with_parents(
             "executed": True,
         }
     ]
+
+
+def test_a_service_worker_leaves_the_log_level_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Faust's spinner would set the root logger to DEBUG at WARNING and above: every debug call anywhere
+    # would build a log record (about 100 µs per consumed record)
+    import logging
+
+    service = worker.ServiceWorker(faust.App("t", autodiscover=False), loglevel="WARNING", quiet=True)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    handlers = list(root.handlers)
+    service.on_setup_root_logger(root, logging.WARNING)
+    assert root.level == logging.WARNING and root.handlers == handlers and service.spinner is None
