@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from keyfan.crypto import SuiteName
 from keyfan.settings import ConsumerSettings
+from keyfan_tools.bench.context import Suite
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     runs: int = 3
     sizes: tuple[int, ...] = (256, 1024, 16384)
-    suites: tuple[SuiteName, ...] = ("signed", "unsigned")
+    # Wire v2 (the default, whose goals the report checks), then wire v1's two suites for comparison.
+    suites: tuple[Suite, ...] = ("v2", "signed", "unsigned")
     warmup: int = 20
     pipeline_records: int = 1500
     sqs_records: int = 150
@@ -22,6 +23,8 @@ class BenchConfig:
     latency_rate: float = 25.0
     memory_records: int = 600
     profile_records: int = 300
+    # The worker phase: records of the reader department each Faust worker drains (0: no worker phase).
+    worker_records: int = 5000
     # The dedupe window (pure CPU, in-process): a full window of the consumer's size, then timed records.
     dedupe_window_events: int = ConsumerSettings.model_fields["dedupe_window_events"].default
     dedupe_records: int = 20_000
@@ -42,6 +45,7 @@ class BenchConfig:
             latency_rate=20.0,
             memory_records=20,
             profile_records=20,
+            worker_records=200,
             dedupe_runs=3,
             quick=True,
         )

@@ -46,13 +46,15 @@ class Goal:
     worst: float
     unit: str | None = None  # None for a throughput ratio ("x plaintext"); then not written to results.json
     met: bool
+    # For a missed goal: where the difference goes, in figures from the same run (None: not written).
+    why: str | None = None
 
     @property
     def unit_text(self) -> str:
         return "x plaintext" if self.unit is None else self.unit
 
     def as_document(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "unit" or v is not None}
+        return {k: v for k, v in asdict(self).items() if k not in ("unit", "why") or v is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +79,26 @@ class ThroughputRow:
     plaintext_codec_ms_mean: float | None
     goal: float | None  # None: a path without a throughput goal (the denied consumer)
     meets_goal: bool | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerRow:
+    """The consumer as a real Faust worker at one suite and size, draining a pre-filled topic: the service
+    against its plaintext twin and a bare Faust agent, medians over runs, ratios run by run."""
+
+    suite: str
+    size: int
+    runs: int  # runs in which the service and its twin were both measured
+    records_per_run: float | None
+    encrypted_rps: float | None  # python -m <reader>_consumer
+    plaintext_rps: float | None  # its twin: the same factory and handler, the plaintext decryptor
+    bare_rps: float | None  # a bare Faust agent that only counts
+    ratio: float | None  # encrypted / plaintext
+    plaintext_to_bare: float | None  # twin / bare: what the consumer app costs over the framework
+    encrypted_to_bare: float | None
+    encrypted_rps_runs: list[float]
+    plaintext_rps_runs: list[float]
+    bare_rps_runs: list[float]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +220,8 @@ class BenchResults:
     notes: list[str] = field(default_factory=list)
     goals: list[Goal]
     throughput: list[ThroughputRow]
+    # After ``throughput`` in results.json; absent from results written before the worker phase existed.
+    workers: list[WorkerRow] = field(default_factory=list)
     kms: list[KmsRow]
     latency: list[LatencyRow]
     bytes: list[BytesRow]
@@ -212,6 +236,10 @@ class BenchResults:
         """The JSON document (``results.json``): plain dicts and lists."""
         document = asdict(self)
         document["goals"] = [goal.as_document() for goal in self.goals]
+        if not self.workers:
+            # A run without a worker phase (or results from before it) reads and writes back as it was.
+            del document["workers"]
+            document["config"].pop("worker_records", None)
         return document
 
     @classmethod

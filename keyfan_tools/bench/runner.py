@@ -1,5 +1,6 @@
-"""The benchmark run: the matrix of scenarios, on one local stack, in one process (plus real services for
-peak memory). ``run_benchmark`` returns the ``BenchResults``; ``keyfan_tools.bench.report`` writes them out.
+"""The benchmark run: the matrix of scenarios, on one local stack, in one process (plus real Faust workers
+draining a topic, and real services for peak memory, as subprocesses). ``run_benchmark`` returns the
+``BenchResults``; ``keyfan_tools.bench.report`` writes them out.
 
 Order matters for fairness: within a run every (suite, size) pair is measured with both codecs back to
 back, alternating which codec goes first from one run to the next, with the same generated events.
@@ -16,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from keyfan.crypto import SuiteName
 from keyfan_tools.bench.config import BenchConfig
-from keyfan_tools.bench.context import CODECS, BenchContext, BenchError, Codec
+from keyfan_tools.bench.context import CODECS, BenchContext, BenchError, Codec, Suite
 from keyfan_tools.bench.dedupe import measure_dedupe
 from keyfan_tools.bench.host import harness_memory, machine_info
 from keyfan_tools.bench.latency import LATENCY_FETCH_MAX_WAIT_MS, run_latency
@@ -29,6 +29,7 @@ from keyfan_tools.bench.samples import DedupeCost, LatencySample, MemorySample, 
 from keyfan_tools.bench.scenarios import run_cache_off, run_scenario
 from keyfan_tools.bench.services import measure_services
 from keyfan_tools.bench.summary import summarize
+from keyfan_tools.bench.workers.phase import run_workers, worker_sizes
 
 Progress = Callable[[str], None]
 FIXED_SIZE = 1024  # the data-key-cache-off and real-process phases always run at 1 KB
@@ -117,6 +118,9 @@ async def run_matrix(
                     f"run {run + 1}/{config.runs} {suite:<8} {size:>6} B {codec:<9} "
                     f"{time.monotonic() - started:5.1f}s"
                 )
+    if config.worker_records and worker_sizes(config):
+        with found.phase(f"run {run + 1} worker phase"):  # each sample is kept as soon as it is measured
+            await run_workers(ctx, config, run, found, progress)
     try:
         found.samples += await run_cache_off(ctx, config, run, config.suites[0], FIXED_SIZE)
         progress(f"run {run + 1}/{config.runs} data-key cache off")
@@ -158,10 +162,24 @@ def standard_notes(config: BenchConfig) -> list[str]:
         f"{LATENCY_FETCH_MAX_WAIT_MS} because Tansu holds every fetch for the full max wait (Faust's 1500 ms would "
         "add about 0.5-0.7 s to both codecs alike).",
         "Peak RSS of the real services is measured on python -m owner_service / sales_consumer / "
-        "finance_consumer with their default settings (signed suite, cache on), fed through SQS; the bench "
+        "finance_consumer with their default settings (wire v2, data-key cache on), fed through SQS; the bench "
         "harness's own peak is given too.",
+        *worker_notes(config),
         "The machine is shared (2 cores): other engineers' work may have loaded it during the run; see the "
         "load averages.",
+    ]
+
+
+def worker_notes(config: BenchConfig) -> list[str]:
+    if not (config.worker_records and worker_sizes(config)):
+        return []
+    return [
+        f"Faust workers: python -m {READER}_consumer (the service), its plaintext twin (the same "
+        "create_consumer_app and handler with the bench's plaintext decryptor) and a bare Faust agent that only "
+        f"counts, each a subprocess in a fresh group draining {config.worker_records:,} {READER} records "
+        "pre-filled by the owner path. Records/s = (records - 1) / (last - first), from each worker's own "
+        "record times (the audit records' times; the bare agent's /state), so start-up and group join do not "
+        "count.",
     ]
 
 
@@ -171,7 +189,7 @@ async def run_latency_set(
     """Per run: the plaintext twin and each suite, at 1 KB (or the first size measured)."""
     size = config.reference_size
     found = []
-    plans: list[tuple[Codec, SuiteName]] = [("plaintext", config.suites[0])]
+    plans: list[tuple[Codec, Suite]] = [("plaintext", config.suites[0])]
     plans += [("encrypted", suite) for suite in config.suites]
     if run % 2:
         plans.reverse()

@@ -9,12 +9,19 @@ OWNER_PIPELINE = "owner_pipeline"  # owner pipeline on already-received messages
 OWNER_SQS = "owner_sqs"  # SQS -> owner -> topic (the whole owner path)
 CONSUMER = "consumer"  # topic -> sales consumer: decrypt, checks, handler, audit
 CONSUMER_DENIED = "consumer_denied"  # topic -> sales consumer, records under finance's key: access denied
-PATHS = (OWNER_PIPELINE, OWNER_SQS, CONSUMER, CONSUMER_DENIED)
+# The consumer as a real Faust worker (a subprocess): python -m sales_consumer, or its plaintext twin.
+CONSUMER_WORKER = "consumer_worker"
+# A bare Faust agent that only counts the records (the framework's ceiling); it has no suite.
+FAUST_BARE = "faust_bare"
+BARE_SUITE = "n/a"
+PATHS = (OWNER_PIPELINE, OWNER_SQS, CONSUMER, CONSUMER_DENIED, CONSUMER_WORKER)
 PATH_TITLES = {
     OWNER_PIPELINE: "owner pipeline (no SQS)",
     OWNER_SQS: "owner path (SQS -> topic)",
     CONSUMER: "consumer (decrypt + handler)",
     CONSUMER_DENIED: "consumer, access denied",
+    CONSUMER_WORKER: "consumer Faust worker (drain)",
+    FAUST_BARE: "bare Faust agent (drain)",
 }
 
 

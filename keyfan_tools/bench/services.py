@@ -1,6 +1,6 @@
 """Peak resident memory of the real services: ``python -m owner_service``, ``sales_consumer`` and
 ``finance_consumer`` as subprocesses (``keyfan_tools.local.services``), each under its own identity, with their
-default settings (signed suite, data-key cache on), fed through SQS like production.
+default settings (wire v2, data-key cache on), fed through SQS like production.
 
 VmHWM is read from ``/proc/<pid>/status`` while the process is still alive, after every record has reached
 its outcome. KMS calls come from the services' own endpoints (owner ``/metrics``, consumer ``/state``).

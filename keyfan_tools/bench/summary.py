@@ -7,15 +7,23 @@ minute), the ratio is taken run by run, and the reported ratio is the median of 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
+from keyfan_tools.bench.goals import (
+    GOAL_SUITE,
+    KMS_GOAL_PER_1000,
+    LATENCY_GOAL_MS,
+    THROUGHPUT_GOAL,
+    goal_applies,
+    goals,
+    handler_delta,
+)
 from keyfan_tools.bench.results import (
     Accounting,
     BenchResults,
     BytesRow,
     DedupeShare,
     DedupeSummary,
-    Goal,
     KmsRow,
     LatencyRow,
     Machine,
@@ -27,6 +35,7 @@ from keyfan_tools.bench.results import (
 from keyfan_tools.bench.samples import (
     CONSUMER,
     CONSUMER_DENIED,
+    CONSUMER_WORKER,
     OWNER_PIPELINE,
     OWNER_SQS,
     PATH_TITLES,
@@ -38,11 +47,8 @@ from keyfan_tools.bench.samples import (
     Sample,
 )
 from keyfan_tools.bench.stats import median, median_or_none, paired_ratios, per_thousand
+from keyfan_tools.bench.workers.rows import worker_rows
 
-THROUGHPUT_GOAL = 0.9  # encrypted >= 0.9 x plaintext
-KMS_GOAL_PER_1000 = 0.1  # <= 1 KMS call per 10,000 records at steady state
-LATENCY_GOAL_MS = 5.0  # p99 encrypted <= p99 plaintext + 5 ms
-GOAL_PATHS = (OWNER_SQS, OWNER_PIPELINE, CONSUMER)
 KMS_SIDES: dict[str, tuple[str, ...]] = {
     "owner": (OWNER_PIPELINE, OWNER_SQS),
     "consumer": (CONSUMER,),
@@ -96,7 +102,8 @@ def _throughput_row(cached: Sequence[Sample], path: str, suite: str, size: int) 
     plain_rps = [plain[r].records_per_second for r in runs]
     ratios = paired_ratios(enc_rps, plain_rps)
     ratio = median_or_none(ratios)
-    goal = THROUGHPUT_GOAL if path in GOAL_PATHS else None
+    goal = THROUGHPUT_GOAL if goal_applies(path, suite, size) else None
+    untimed = path == CONSUMER_WORKER  # a subprocess: its crypto calls are not timed, only its records
     return ThroughputRow(
         path=path,
         title=PATH_TITLES[path],
@@ -111,9 +118,9 @@ def _throughput_row(cached: Sequence[Sample], path: str, suite: str, size: int) 
         plaintext_rps_runs=plain_rps,
         ratio_runs=ratios,
         baseline=DENIED_BASELINE if path == CONSUMER_DENIED else TWIN_BASELINE,
-        crypto_ms_mean=_med(enc[r].crypto_ms_mean for r in runs),
-        crypto_share=_med(enc[r].crypto_share for r in runs),
-        plaintext_codec_ms_mean=_med(plain[r].crypto_ms_mean for r in runs),
+        crypto_ms_mean=None if untimed else _med(enc[r].crypto_ms_mean for r in runs),
+        crypto_share=None if untimed else _med(enc[r].crypto_share for r in runs),
+        plaintext_codec_ms_mean=None if untimed else _med(plain[r].crypto_ms_mean for r in runs),
         goal=goal,
         meets_goal=None if goal is None or ratio is None else ratio >= goal,
     )
@@ -166,7 +173,7 @@ def _latency_row(samples: Sequence[LatencySample], suite: str, size: int) -> Lat
     runs = sorted(set(enc) & set(plain))
     deltas = [enc[r].p99_ms - plain[r].p99_ms for r in runs]
     delta = _med(deltas)
-    return LatencyRow(
+    row = LatencyRow(
         suite=suite,
         size=size,
         runs=len(runs),
@@ -193,8 +200,13 @@ def _latency_row(samples: Sequence[LatencySample], suite: str, size: int) -> Lat
         plaintext_publish_to_handler_p99_ms=_med(plain[r].publish_to_handler_p99_ms for r in runs),
         plaintext_publish_to_handler_p50_ms=_med(plain[r].publish_to_handler_p50_ms for r in runs),
         goal_delta_ms=LATENCY_GOAL_MS,
-        meets_goal=None if delta is None else delta <= LATENCY_GOAL_MS,
+        meets_goal=None,
     )
+    if suite != GOAL_SUITE or row.encrypted_publish_to_handler_p99_ms is None:
+        return row
+    if row.plaintext_publish_to_handler_p99_ms is None:
+        return row
+    return replace(row, meets_goal=handler_delta(row) <= LATENCY_GOAL_MS)
 
 
 def bytes_rows(samples: Sequence[Sample]) -> list[BytesRow]:
@@ -236,52 +248,13 @@ def memory_rows(samples: Sequence[MemorySample]) -> list[MemoryRow]:
 
 def accounting(samples: Sequence[Sample]) -> Accounting:
     """Every consumer record reached exactly one outcome (decrypted, denied or dead-lettered)."""
-    checked = [s for s in samples if s.path in (CONSUMER, CONSUMER_DENIED)]
+    checked = [s for s in samples if s.path in (CONSUMER, CONSUMER_DENIED, CONSUMER_WORKER)]
     broken = [
         Unaccounted(run=s.run, path=s.path, codec=s.codec, suite=s.suite, size=s.size)
         for s in checked
         if sum(s.outcomes.values()) != s.processed
     ]
     return Accounting(checked=len(checked), all_accounted=not broken, unaccounted=broken)
-
-
-def goals(
-    throughput: Sequence[ThroughputRow], kms: Sequence[KmsRow], latency: Sequence[LatencyRow]
-) -> list[Goal]:
-    """One line per goal: the worst case across sizes and suites."""
-    found = []
-    for path in GOAL_PATHS:
-        ratios = [r.ratio for r in throughput if r.path == path and r.ratio is not None]
-        if ratios:
-            worst = min(ratios)
-            found.append(
-                Goal(
-                    goal=f"{PATH_TITLES[path]}: encrypted >= {THROUGHPUT_GOAL} x plaintext",
-                    worst=worst,
-                    met=worst >= THROUGHPUT_GOAL,
-                )
-            )
-    found += [
-        Goal(
-            goal=f"{row.side}: <= 1 KMS call per 10,000 records at steady state",
-            worst=row.per_1000 * 10,
-            unit="calls per 10,000",
-            met=bool(row.meets_goal),
-        )
-        for row in kms
-        if row.goal_per_1000 is not None
-    ]
-    deltas = [r.p99_delta_ms for r in latency if r.p99_delta_ms is not None]
-    if deltas:
-        found.append(
-            Goal(
-                goal=f"p99 end-to-end latency <= plaintext + {LATENCY_GOAL_MS:g} ms",
-                worst=max(deltas),
-                unit="ms over plaintext",
-                met=max(deltas) <= LATENCY_GOAL_MS,
-            )
-        )
-    return found
 
 
 def _record_us(records_per_second: float | None) -> float | None:
@@ -326,12 +299,14 @@ def summarize(
     throughput = throughput_rows(samples)
     kms = kms_rows(samples)
     lat = latency_rows(latency)
+    workers = worker_rows(samples)
     return BenchResults(
         config=config or RunConfig(),
         machine=machine or Machine(),
         notes=list(notes),
-        goals=goals(throughput, kms, lat),
+        goals=goals(throughput, kms, lat, workers),
         throughput=throughput,
+        workers=workers,
         kms=kms,
         latency=lat,
         bytes=bytes_rows(samples),

@@ -49,16 +49,22 @@ def _sizes(value: str | None) -> tuple[int, ...] | None:
 )
 @click.option(
     "--suites",
-    type=click.Choice(["signed", "unsigned", "both"]),
-    default="both",
+    type=click.Choice(["v2", "signed", "unsigned", "all"]),
+    default="all",
     show_default=True,
-    help="Algorithm suites to measure.",
+    help="What the owner writes: wire v2, or wire v1 with the signed or unsigned suite.",
 )
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help=f"Results directory [default: {DEFAULT_OUT}, quick: {QUICK_OUT}].",
+)
+@click.option(
+    "--worker-records",
+    type=click.IntRange(0, 1_000_000),
+    default=None,
+    help="Records each Faust worker drains (0: no worker phase) [default: 5000, quick: 200].",
 )
 @click.option("--no-processes", is_flag=True, help="Skip the real-process peak-memory phase.")
 @click.option("--no-profile", is_flag=True, help="Skip the cProfile phase.")
@@ -68,6 +74,7 @@ def bench(
     sizes: str | None,
     suites: str,
     out: Path | None,
+    worker_records: int | None,
     no_processes: bool,
     no_profile: bool,
 ) -> None:
@@ -80,7 +87,8 @@ def bench(
     config = (BenchConfig.quick_config() if quick else BenchConfig()).with_overrides(
         runs=runs,
         sizes=_sizes(sizes),
-        suites=("signed", "unsigned") if suites == "both" else (suites,),
+        suites=("v2", "signed", "unsigned") if suites == "all" else (suites,),
+        worker_records=worker_records,
         real_processes=False if no_processes else None,
         profile=False if no_profile else None,
     )

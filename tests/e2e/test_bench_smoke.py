@@ -14,7 +14,7 @@ from keyfan_tools.local.processes import pid_alive
 TINY = BenchConfig.quick_config().with_overrides(
     runs=1,
     sizes=(1024,),
-    suites=("unsigned",),
+    suites=("v2",),
     warmup=4,
     pipeline_records=16,
     sqs_records=8,
@@ -24,6 +24,7 @@ TINY = BenchConfig.quick_config().with_overrides(
     profile_records=10,
     dedupe_window_events=300,
     dedupe_records=50,
+    worker_records=40,
 )
 
 
@@ -59,7 +60,11 @@ def test_bench_writes_results_json_markdown_and_png(local_stack: LocalStack, tmp
 
     # and every encrypted path has a ratio to its plaintext twin from the same run
     paths = {row["path"] for row in document["throughput"]}
-    assert paths == {"owner_pipeline", "owner_sqs", "consumer", "consumer_denied"}
+    assert paths == {"owner_pipeline", "owner_sqs", "consumer", "consumer_denied", "consumer_worker"}
+    # and the Faust workers (the service, its twin, a bare agent) each drained the pre-filled topic
+    (worker,) = document["workers"]
+    assert worker["suite"] == "v2" and worker["runs"] == 1
+    assert worker["encrypted_rps"] > 0 and worker["plaintext_rps"] > 0 and worker["bare_rps"] > 0
     for row in document["throughput"]:
         assert row["runs"] == 1
         assert row["ratio"] is not None and row["ratio"] > 0

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from keyfan_tools.bench.goals import THROUGHPUT_GOAL
 from keyfan_tools.bench.report.cells import size_label
 from keyfan_tools.bench.report.tables import machine_line
 from keyfan_tools.bench.results import BenchResults, BytesRow, LatencyRow, ThroughputRow
 from keyfan_tools.bench.samples import CONSUMER_DENIED
-from keyfan_tools.bench.summary import THROUGHPUT_GOAL
 
 
 def _ratios(ax: Any, throughput: list[ThroughputRow]) -> None:

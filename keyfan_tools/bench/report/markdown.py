@@ -16,6 +16,7 @@ from keyfan_tools.bench.report.tables import (
     memory_table,
     throughput_table,
 )
+from keyfan_tools.bench.report.workers import workers_section
 from keyfan_tools.bench.results import BenchResults
 
 
@@ -32,6 +33,7 @@ def render_markdown(results: BenchResults) -> str:
     lines += [f"- {note}" for note in results.notes]
     lines += ["", "## Goals", "", *goals_table(results.goals)]
     lines += ["", "## Throughput", "", *throughput_table(results.throughput)]
+    lines += workers_section(results.workers, "## The consumer as a Faust worker (drain)")
     lines += ["", "## KMS calls per 1,000 records", "", *kms_table(results.kms)]
     lines += [
         "",

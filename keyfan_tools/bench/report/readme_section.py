@@ -21,6 +21,7 @@ from keyfan_tools.bench.report.tables import (
     memory_table,
     throughput_table,
 )
+from keyfan_tools.bench.report.workers import workers_section
 from keyfan_tools.bench.results import BenchResults
 
 CHART_LINK = "bench/results/results.png"
@@ -75,6 +76,7 @@ def render_readme_section(results: BenchResults) -> str:
         "### Throughput",
         "",
         *throughput_table(results.throughput),
+        *workers_section(results.workers, "### The consumer as a Faust worker"),
         "",
         "### KMS calls per 1,000 records",
         "",
