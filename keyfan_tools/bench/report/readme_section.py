@@ -28,19 +28,26 @@ CHART_LINK = "bench/results/results.png"
 INTRO = (
     "`make bench` measured every figure in this section and wrote it here (from `bench/README-performance.md`). "
     "Encryption costs measured against a plaintext twin of the codec (same pipelines, same broker, same "
-    "payloads, same run) on the embedded local stack: Tansu broker and a moto server with IAM on. "
+    "payloads, same run) on the embedded local stack: Tansu broker and a moto server with IAM on. Suites: "
+    "`v2` is wire v2, what the owner writes by default; `signed` and `unsigned` are wire v1 "
+    "(`KEYFAN_WIRE=esdk`), one Encryption SDK message per record. The goals are v2's. "
     "Full tables, profiles and the raw samples: `bench/results/results.md` and `bench/results/results.json`."
 )
-REPRODUCE = [
-    "### Reproduce",
-    "",
-    "```bash",
-    "make bench                      # full run, writes bench/results/ (about 8 minutes on 2 cores, plus the venv on a fresh clone)",
-    ".venv/bin/keyfan bench --quick  # a tiny run to check the harness",
-    ".venv/bin/keyfan bench --runs 5 --sizes 1024 --out /tmp/bench",
-    "```",
-    "",
-]
+
+
+def _reproduce(results: BenchResults) -> list[str]:
+    minutes = max(1, round((results.config.duration_seconds or 0) / 60))
+    return [
+        "### Reproduce",
+        "",
+        "```bash",
+        f"make bench                      # full run, writes bench/results/ (about {minutes} minutes on 2 cores, "
+        "plus the venv on a fresh clone)",
+        ".venv/bin/keyfan bench --quick  # a tiny run to check the harness",
+        ".venv/bin/keyfan bench --runs 5 --sizes 1024 --suites v2 --out /tmp/bench",
+        "```",
+        "",
+    ]
 
 
 def _loads(values: Sequence[float] | None) -> str:
@@ -112,5 +119,5 @@ def render_readme_section(results: BenchResults) -> str:
             "",
             *time_goes_lines(results.profiles),
         ]
-    lines += ["", *_measured_on(results), "", *REPRODUCE]
+    lines += ["", *_measured_on(results), "", *_reproduce(results)]
     return "\n".join(lines)
