@@ -17,6 +17,18 @@ EventType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
 Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
 
 
+class PersonalData:
+    """Marks a payload field as personal data of the event's subject (``SUBJECT_FIELD``): what a customer
+    may ask to have erased. ``keyfan.personal_data`` reads the marks; see docs/architecture.md,
+    "Crypto-shredding"."""
+
+    def __repr__(self) -> str:
+        return "PERSONAL"
+
+
+PERSONAL = PersonalData()
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,10 +68,10 @@ class SalesOrder(_Strict):
 
     order_id: str
     customer_id: str
-    customer_name: str
-    email: str
-    phone: str
-    address: Address
+    customer_name: Annotated[str, PERSONAL]
+    email: Annotated[str, PERSONAL]
+    phone: Annotated[str, PERSONAL]
+    address: Annotated[Address, PERSONAL]
     region: str
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     line_items: list[LineItem] = Field(min_length=1)
@@ -70,6 +82,8 @@ class SalesOrder(_Strict):
 
     # The entity whose events stay in one partition, in order (``keyfan.routing``).
     ENTITY_FIELD: ClassVar[str] = "customer_id"
+    # The person the personal fields are about.
+    SUBJECT_FIELD: ClassVar[str] = "customer_id"
 
 
 class FinancePayment(_Strict):
@@ -77,12 +91,13 @@ class FinancePayment(_Strict):
 
     payment_id: str
     account_id: str
-    card_number: str = Field(pattern=r"^\d{12,19}$")
-    iban: str = Field(pattern=r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
+    card_number: Annotated[str, PERSONAL] = Field(pattern=r"^\d{12,19}$")
+    iban: Annotated[str, PERSONAL] = Field(pattern=r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
     amount: Money
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
     ENTITY_FIELD: ClassVar[str] = "account_id"
+    SUBJECT_FIELD: ClassVar[str] = "account_id"
 
 
 # Departments with a typed payload. A department that is only in the registry (e.g. a new ``hr``) is
