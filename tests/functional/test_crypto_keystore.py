@@ -1,0 +1,194 @@
+"""The subject-key table (crypto-shredding, started) against moto's DynamoDB and KMS with IAM on.
+
+The owner creates a department's wrapping key once (one KMS call) and any number of subject keys (none);
+a reader unwraps the wrapping key with its own KMS grant and reads the same subject keys; another
+department's reader is denied; ``forget`` leaves no key material for the subject and nobody can read its key
+again, while other subjects are untouched. moto authorizes DynamoDB calls against ``"*"`` (no per-table
+resource), so the table permission is granted on ``"*"`` here and its absence is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto import settings as moto_settings
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.kms.responses import KmsResponse
+
+from keyfan.crypto.keystore import SubjectKeyStore
+from keyfan.exceptions import AccessDenied, ConfigError, KeyServiceUnavailable
+from tests.functional.test_crypto_datakeys import _determine_resource
+
+pytestmark = pytest.mark.functional
+
+REGION = "us-east-1"
+TABLE = "keyfan-subject-keys"
+
+
+class CountingKms:
+    """A KMS client that counts its calls by operation."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: Counter[str] = Counter()
+
+    def generate_data_key(self, **kwargs: Any) -> Any:
+        self.calls["GenerateDataKey"] += 1
+        return self._client.generate_data_key(**kwargs)
+
+    def decrypt(self, **kwargs: Any) -> Any:
+        self.calls["Decrypt"] += 1
+        return self._client.decrypt(**kwargs)
+
+
+@dataclass
+class World:
+    keys: dict[str, str]
+    sessions: dict[str, boto3.Session]
+
+    def store(self, who: str, *, owner: bool = False, table: str = TABLE) -> SubjectKeyStore:
+        session = self.sessions[who]
+        return SubjectKeyStore(
+            dynamodb=session.client("dynamodb"),
+            kms=CountingKms(session.client("kms")),
+            table=table,
+            key_ids=self.keys if owner else None,
+        )
+
+
+def _user(iam: Any, name: str, statements: list[dict[str, Any]]) -> boto3.Session:
+    iam.create_user(UserName=name)
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **s} for s in statements]}
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return boto3.Session(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
+    )
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(KmsResponse, "_determine_resource", _determine_resource, raising=False)
+    monkeypatch.setattr(
+        moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 18
+    )  # provisioning (3 + 3 per user), then IAM decides
+    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
+    with mock_aws():
+        kms = boto3.client("kms", region_name=REGION)
+        keys = {d: kms.create_key()["KeyMetadata"]["Arn"] for d in ("sales", "finance")}  # 1-2
+        boto3.client("dynamodb", region_name=REGION).create_table(  # 3
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        iam = boto3.client("iam", region_name=REGION)
+        table = {"Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], "Resource": "*"}
+        read = {"Action": ["dynamodb:GetItem"], "Resource": "*"}
+        both = list(keys.values())
+        sessions = {  # 3 calls each
+            "owner": _user(
+                iam, "owner", [table, {"Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": both}]
+            ),
+            "sales": _user(iam, "sales", [read, {"Action": ["kms:Decrypt"], "Resource": [keys["sales"]]}]),
+            "finance": _user(
+                iam, "finance", [read, {"Action": ["kms:Decrypt"], "Resource": [keys["finance"]]}]
+            ),
+            "no-table": _user(iam, "no-table", [{"Action": ["kms:Decrypt"], "Resource": both}]),
+            "auditor": _user(iam, "auditor", [{"Action": ["dynamodb:Scan"], "Resource": "*"}]),
+        }
+        yield World(keys=keys, sessions=sessions)
+
+
+def _items(world: World) -> list[dict[str, Any]]:
+    """Everything in the table, read by an auditor."""
+    return list(world.sessions["auditor"].client("dynamodb").scan(TableName=TABLE)["Items"])
+
+
+def test_one_kms_call_per_department_then_subject_keys_without_kms(world: World) -> None:
+    owner = world.store("owner", owner=True)
+    keys = {s: owner.subject_key("sales", s, create=True) for s in (f"C-{n}" for n in range(50))}
+    assert all(k is not None and len(k) == 32 for k in keys.values()) and len(set(keys.values())) == 50
+    assert owner._kms.calls == {"GenerateDataKey": 1, "Decrypt": 1}  # type: ignore[attr-defined]
+    # asking again finds the same keys, still without KMS
+    assert owner.subject_key("sales", "C-7") == keys["C-7"]
+    assert owner._kms.calls == {"GenerateDataKey": 1, "Decrypt": 1}  # type: ignore[attr-defined]
+    # a reader of the department unwraps the wrapping key with its own grant and reads the same keys
+    sales = world.store("sales")
+    assert sales.subject_key("sales", "C-7") == keys["C-7"]
+    assert sales.subject_key("sales", "nobody") is None  # never seen: no key, none made by a reader
+    # the table holds pseudonyms, never the subject ids
+    assert not any("C-" in item["pk"]["S"] for item in _items(world))
+
+
+def test_another_departments_reader_and_a_reader_without_the_table_are_denied(world: World) -> None:
+    world.store("owner", owner=True).subject_key("sales", "C-1", create=True)
+    with pytest.raises(AccessDenied):
+        world.store("finance").subject_key("sales", "C-1")  # KMS: not its department's key
+    with pytest.raises(AccessDenied):
+        world.store("no-table").subject_key("sales", "C-1")  # DynamoDB: no table permission
+    with pytest.raises(ConfigError):
+        world.store("sales").subject_key("finance", "C-1")  # no wrapping key yet, and a reader makes none
+    with pytest.raises(ConfigError):
+        world.store("owner", owner=True, table="missing").subject_key("sales", "C-1", create=True)
+
+
+def test_forget_leaves_no_key_material_and_other_subjects_untouched(world: World) -> None:
+    owner = world.store("owner", owner=True)
+    kept, forgotten = (owner.subject_key("sales", s, create=True) for s in ("C-1", "C-2"))
+    assert owner.forget("sales", "C-2") is True
+    assert owner.forget("sales", "C-2") is False  # already gone
+    sales = world.store("sales")
+    assert sales.subject_key("sales", "C-2") is None and owner.subject_key("sales", "C-2") is None
+    assert sales.subject_key("sales", "C-1") == kept
+    who = owner.wrapping_key("sales").pseudonym("C-2")
+    assert not [item for item in _items(world) if who in item["pk"]["S"]]
+    # sealing a new event about the subject makes a new key, which opens nothing of the old records
+    assert owner.subject_key("sales", "C-2", create=True) not in (None, forgotten)
+
+
+def test_concurrent_first_uses_agree_on_one_key(world: World) -> None:
+    stores = [world.store("owner", owner=True) for _ in range(4)]
+    found: list[bytes | None] = []
+    start = threading.Barrier(len(stores))
+
+    def create(store: SubjectKeyStore) -> None:
+        start.wait()
+        found.append(store.subject_key("sales", "C-9", create=True))
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(found) == 4 and len(set(found)) == 1
+
+
+def test_an_unreachable_table_is_an_outage(world: World) -> None:
+    session = world.sessions["owner"]
+    store = SubjectKeyStore(
+        dynamodb=session.client("dynamodb", endpoint_url="http://127.0.0.1:9", config=_fast()),
+        kms=session.client("kms"),
+        table=TABLE,
+        key_ids=world.keys,
+    )
+    with pytest.raises(KeyServiceUnavailable):
+        store.subject_key("sales", "C-1", create=True)
+
+
+def _fast() -> Any:
+    from botocore.config import Config
+
+    return Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1})
