@@ -148,6 +148,21 @@ def decode_kms_params(body: bytes | str | None) -> dict[str, Any]:
     return params
 
 
+def determine_kms_resource(self: Any) -> str:
+    """The resource of a KMS request: its key's ARN (what stock moto lacks, so it authorizes against "*").
+    Installed as ``KmsResponse._determine_resource``; tests install it for one test only."""
+    from moto.utilities.utils import get_partition  # moto loads only where the patches are applied
+
+    return kms_resource_arn(
+        self._get_action(),
+        decode_kms_params(self.body),
+        region=self.region,
+        account=self.current_account,
+        partition=get_partition(self.region),
+        alias_to_key_id=self.kms_backend.get_key_id_from_alias,
+    )
+
+
 def apply_patches() -> None:
     """Patch moto's KMS and SQS classes in this process. Idempotent; raises if moto's shapes changed."""
     global _applied
@@ -159,7 +174,6 @@ def apply_patches() -> None:
     from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase, PermissionResult
     from moto.kms.responses import KmsResponse
     from moto.sqs.models import Queue, SQSBackend
-    from moto.utilities.utils import get_partition
 
     _check_shapes(moto.__version__, KmsResponse, IAMRequest)
     _check_sqs_shapes(moto.__version__, Queue, SQSBackend)
@@ -190,17 +204,6 @@ def apply_patches() -> None:
                 )
             )
 
-    def _determine_resource(self: Any) -> str:
-        backend = self.kms_backend
-        return kms_resource_arn(
-            self._get_action(),
-            decode_kms_params(self.body),
-            region=self.region,
-            account=self.current_account,
-            partition=get_partition(self.region),
-            alias_to_key_id=backend.get_key_id_from_alias,
-        )
-
     def _authenticate_and_authorize_normal_action(self: Any, resource: str = "*") -> None:
         self._authenticate_and_authorize_action(KmsIAMRequest, resource)
 
@@ -212,7 +215,7 @@ def apply_patches() -> None:
 
     _serialize_queue_operations(Queue, SQSBackend)
     IAMRequestBase.__init__ = _init_with_aws_action  # type: ignore[method-assign]
-    KmsResponse._determine_resource = _determine_resource  # type: ignore[attr-defined]
+    KmsResponse._determine_resource = determine_kms_resource  # type: ignore[attr-defined]
     KmsResponse._authenticate_and_authorize_normal_action = _authenticate_and_authorize_normal_action  # type: ignore[method-assign]
     _applied = True
 

@@ -6,7 +6,7 @@ under concurrent first use), rotation by count and by age, the consumer cache's 
 denial / outage / corrupt split of v1 for every way a record can name the wrong key.
 
 moto authorizes KMS calls against ``"*"`` unless taught the key's ARN; the fixture applies, for each test only,
-the ``_determine_resource`` of ``keyfan_tools.local.moto_patches`` (what the local stack's moto server runs).
+``keyfan_tools.local.moto_patches.determine_kms_resource`` (what the local stack's moto server runs).
 moto does not evaluate ``kms:EncryptionContext:*`` conditions, but it does bind the context into its blobs, so a
 wrong department fails Decrypt as ``InvalidCiphertextException``, as on AWS.
 """
@@ -14,7 +14,6 @@ wrong department fails Decrypt as ``InvalidCiphertextException``, as on AWS.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import socket
 import threading
@@ -28,10 +27,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
-from moto import settings as moto_settings
-from moto.core.authorization import ActionAuthenticatorMixin
-from moto.kms.responses import KmsResponse
-from moto.utilities.utils import get_partition
 
 from keyfan.crypto import wire2
 from keyfan.crypto.datakeys import DataKeyCache, SessionDataKeys
@@ -43,7 +38,7 @@ from keyfan.exceptions import (
     KeyServiceUnavailable,
     TamperedMessage,
 )
-from keyfan_tools.local.moto_patches import decode_kms_params, kms_resource_arn
+from tests.functional.moto_iam import enforce_iam_after, user_session
 
 pytestmark = pytest.mark.functional
 
@@ -74,40 +69,13 @@ class Kms:
 
 
 def _user_session(iam: Any, name: str, actions: list[str], resources: list[str]) -> boto3.Session:
-    iam.create_user(UserName=name)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}],
-    }
-    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return boto3.Session(
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
-    )
-
-
-def _determine_resource(self: Any) -> str:
-    """moto_patches' KMS resource, for this test only (apply_patches would patch the process for good)."""
-    return kms_resource_arn(
-        self._get_action(),
-        decode_kms_params(self.body),
-        region=self.region,
-        account=self.current_account,
-        partition=get_partition(self.region),
-        alias_to_key_id=self.kms_backend.get_key_id_from_alias,
-    )
+    return user_session(iam, name, [{"Action": actions, "Resource": resources}])
 
 
 @pytest.fixture
 def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Kms]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(KmsResponse, "_determine_resource", _determine_resource, raising=False)
     # The first 16 calls provision without auth (numbered below); every later call is authorized by IAM.
-    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 16)
-    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
+    enforce_iam_after(monkeypatch, 16)
     with mock_aws():
         client = boto3.client("kms", region_name=REGION)
         arns: dict[str, str] = {}

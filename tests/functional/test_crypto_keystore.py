@@ -9,7 +9,6 @@ resource), so the table permission is granted on ``"*"`` here and its absence is
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,13 +18,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto import settings as moto_settings
-from moto.core.authorization import ActionAuthenticatorMixin
-from moto.kms.responses import KmsResponse
 
 from keyfan.crypto.keystore import SubjectKeyStore
 from keyfan.exceptions import AccessDenied, ConfigError, KeyServiceUnavailable
-from tests.functional.test_crypto_datakeys import _determine_resource
+from tests.functional.moto_iam import enforce_iam_after, user_session
 
 pytestmark = pytest.mark.functional
 
@@ -64,27 +60,9 @@ class World:
         )
 
 
-def _user(iam: Any, name: str, statements: list[dict[str, Any]]) -> boto3.Session:
-    iam.create_user(UserName=name)
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **s} for s in statements]}
-    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return boto3.Session(
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
-    )
-
-
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(KmsResponse, "_determine_resource", _determine_resource, raising=False)
-    monkeypatch.setattr(
-        moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 18
-    )  # provisioning (3 + 3 per user), then IAM decides
-    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
+    enforce_iam_after(monkeypatch, 18)  # provisioning (3 + 3 per user), then IAM decides
     with mock_aws():
         kms = boto3.client("kms", region_name=REGION)
         keys = {d: kms.create_key()["KeyMetadata"]["Arn"] for d in ("sales", "finance")}  # 1-2
@@ -99,15 +77,17 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         read = {"Action": ["dynamodb:GetItem"], "Resource": "*"}
         both = list(keys.values())
         sessions = {  # 3 calls each
-            "owner": _user(
+            "owner": user_session(
                 iam, "owner", [table, {"Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": both}]
             ),
-            "sales": _user(iam, "sales", [read, {"Action": ["kms:Decrypt"], "Resource": [keys["sales"]]}]),
-            "finance": _user(
+            "sales": user_session(
+                iam, "sales", [read, {"Action": ["kms:Decrypt"], "Resource": [keys["sales"]]}]
+            ),
+            "finance": user_session(
                 iam, "finance", [read, {"Action": ["kms:Decrypt"], "Resource": [keys["finance"]]}]
             ),
-            "no-table": _user(iam, "no-table", [{"Action": ["kms:Decrypt"], "Resource": both}]),
-            "auditor": _user(iam, "auditor", [{"Action": ["dynamodb:Scan"], "Resource": "*"}]),
+            "no-table": user_session(iam, "no-table", [{"Action": ["kms:Decrypt"], "Resource": both}]),
+            "auditor": user_session(iam, "auditor", [{"Action": ["dynamodb:Scan"], "Resource": "*"}]),
         }
         yield World(keys=keys, sessions=sessions)
 

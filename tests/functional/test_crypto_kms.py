@@ -9,7 +9,6 @@ KMS out of the per-message path.
 from __future__ import annotations
 
 import io
-import json
 import random
 import socket
 from collections.abc import Iterator
@@ -20,12 +19,11 @@ import pytest
 from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from moto import mock_aws
-from moto import settings as moto_settings
-from moto.core.authorization import ActionAuthenticatorMixin
 
 from keyfan.crypto import DiscoveryKmsDecryptor, StrictKmsEncryptor
 from keyfan.envelope import Binding, RecordMetadata, check_context
 from keyfan.exceptions import AccessDenied, CorruptMessage, KeyServiceUnavailable, TamperedMessage
+from tests.functional.moto_iam import enforce_iam_after, user_session
 
 pytestmark = pytest.mark.functional
 
@@ -43,36 +41,18 @@ class Kms:
     outsider: boto3.Session  # authenticated, no KMS grant
 
 
-def _user_session(iam: object, name: str, policy: dict[str, object] | None) -> boto3.Session:
-    iam.create_user(UserName=name)  # type: ignore[attr-defined]
-    if policy is not None:
-        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))  # type: ignore[attr-defined]
-    key = iam.create_access_key(UserName=name)["AccessKey"]  # type: ignore[attr-defined]
-    return boto3.Session(
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
-    )
-
-
 @pytest.fixture
 def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Kms]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    # The first 8 calls provision without auth; every later call is authorized by IAM
-    # (what moto's set_initial_no_auth_action_count decorator does, as a fixture).
-    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 8)
-    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
+    # The first 8 calls provision without auth; every later call is authorized by IAM. Stock moto's KMS
+    # authorization (Resource "*"): these tests give or deny all of KMS.
+    enforce_iam_after(monkeypatch, 8, key_scoped_kms=False)
     with mock_aws():
         client = boto3.client("kms", region_name=REGION)
         key_arn = client.create_key()["KeyMetadata"]["Arn"]  # 1
         client.create_alias(AliasName="alias/keyfan-sales", TargetKeyId=key_arn)  # 2
         iam = boto3.client("iam", region_name=REGION)
-        allow_all_kms: dict[str, object] = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}],
-        }
-        reader = _user_session(iam, "reader", allow_all_kms)  # 3, 4, 5
-        outsider = _user_session(iam, "outsider", None)  # 6, 7
+        reader = user_session(iam, "reader", [{"Action": "kms:*", "Resource": "*"}])  # 3, 4, 5
+        outsider = user_session(iam, "outsider", None)  # 6, 7
         yield Kms(key_arn, f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/keyfan-sales", reader, outsider)
 
 
