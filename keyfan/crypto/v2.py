@@ -42,18 +42,28 @@ class DataKeyDecryptor:
     def __init__(self, cache: DataKeyCache) -> None:
         self.cache = cache
         self.observer = cache.observer
+        # The pipeline asks for a value's key ARNs, then decrypts the same value: parse it once.
+        self._parsed: tuple[bytes, wire2.Envelope] | None = None
 
     def key_arns(self, value: bytes) -> tuple[str, ...]:
-        return (wire2.parse(value).key_arn,)
+        return (self._parse(value).key_arn,)
 
     def decrypt(self, value: bytes, binding: Binding) -> Decrypted:
-        envelope = wire2.parse(value)
+        envelope = self._parse(value)
         return self._opened(self.cache.data_key(envelope, binding.department), envelope, binding)
 
     def decrypt_cached(self, value: bytes, binding: Binding) -> Decrypted | None:
-        envelope = wire2.parse(value)
+        envelope = self._parse(value)
         key = self.cache.cached_key(envelope, binding.department)
         return None if key is None else self._opened(key, envelope, binding)
+
+    def _parse(self, value: bytes) -> wire2.Envelope:
+        last = self._parsed  # read once: ``decrypt`` may run in a thread
+        if last is not None and last[0] is value:
+            return last[1]
+        envelope = wire2.parse(value)
+        self._parsed = (value, envelope)
+        return envelope
 
     @staticmethod
     def _opened(key: wire2.DataKey, envelope: wire2.Envelope, binding: Binding) -> Decrypted:
