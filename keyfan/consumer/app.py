@@ -211,6 +211,18 @@ def record_pipeline(
     )
 
 
+def source_topic(app: faust.App, settings: ConsumerSettings) -> faust.TopicT:
+    """The shared topic as the consumer reads it: raw bytes, empty values allowed (they are dead-lettered)."""
+    return app.topic(
+        settings.topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+    )
+
+
 def create_consumer_app(
     settings: ConsumerSettings,
     handler: DomainHandler,
@@ -257,14 +269,7 @@ def create_consumer_app(
         table_standby_replicas=0,
         Monitor=QuietMonitor,
     )
-    source = app.topic(
-        settings.topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-    )
+    source = source_topic(app, settings)
     audit_topic = app.topic(settings.audit_topic, key_serializer="raw", value_serializer="raw")
     dlq_topic = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw", allow_empty=True)
     table = app.Table(STATE_TABLE, partitions=partitions)  # table_key/value_serializer default: json

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from keyfan.consumer.app import source_topic
 from keyfan.kafka_auth import broker_credentials
 from keyfan.logs import logging_config
 from keyfan.settings import ConsumerSettings
@@ -62,14 +63,7 @@ def create_bare_app(settings: ConsumerSettings, *, topic_partitions: int | None 
         datadir=str(settings.data_dir / settings.consumer_group),
         table_standby_replicas=0,
     )
-    source = app.topic(
-        settings.topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-    )
+    source = source_topic(app, settings)  # the consumer's own declaration of the shared topic
 
     @app.agent(source, name="bare-records")
     async def records(stream: faust.StreamT[bytes]) -> None:
