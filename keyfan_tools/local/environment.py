@@ -43,6 +43,8 @@ def stack_env(state: StackState) -> dict[str, str]:
         "KEYFAN_OWNER_ROLE_ARN": state.platform.owner_role_arn,
         "KEYFAN_GENERATOR_ROLE_ARN": state.platform.generator_role_arn,
     }
+    if state.platform.subject_key_table:  # empty only in a state saved before the table existed
+        env["KEYFAN_SUBJECT_KEY_TABLE"] = state.platform.subject_key_table
     for name, dept in sorted(state.departments.items()):
         env[department_var(name, "ROLE_ARN")] = dept.role_arn
         env[department_var(name, "KEY_ARN")] = dept.key_arn

@@ -1,4 +1,4 @@
-"""Four small patches that make moto 5.2.5 behave like AWS where Keyfan depends on it.
+"""Five small patches that make moto 5.2.5 behave like AWS where Keyfan depends on it.
 
 1. **Key-scoped IAM.** moto authorizes a request against the resource returned by the response class's
    ``_determine_resource``; KMS has none, so every KMS call is checked against ``"*"``. A policy that allows
@@ -7,9 +7,9 @@
    (key id, key ARN, alias name or alias ARN, aliases resolved), and for ``Decrypt``/``ReEncrypt`` from the
    key id moto writes into the first 36 bytes of its ciphertext blob (AWS also authorizes Decrypt against the key
    that encrypted the blob, whatever ``KeyId`` says).
-2. **The error shape.** moto denies with IAM's XML 403 ``AccessDenied``; KMS answers
+2. **The error shape.** moto denies with IAM's XML 403 ``AccessDenied``; KMS and DynamoDB answer
    ``AccessDeniedException`` as HTTP 400 JSON, and clients (ours, the Encryption SDK) branch on that code. We
-   swap the IAM request class used for KMS only, so other services keep moto's behaviour.
+   swap the IAM request class used for KMS and DynamoDB only, so other services keep moto's behaviour.
 3. **Batch actions.** moto authorizes each API by its own name, so ``SendMessageBatch`` needs a
    ``sqs:SendMessageBatch`` permission, which does not exist in AWS: there the batch APIs are authorized as
    their single-message action (``sqs:SendMessage`` ...). We map them (``IAM_ACTION_ALIASES``), so that
@@ -21,10 +21,18 @@
    in-process with four threads, 400 messages and a 10 µs thread switch interval: 276 messages survived their deletion and one was delivered
    twice. We run those operations under the queue's own lock (a reentrant ``Condition``; a long poll's wait
    releases it), which makes each one atomic, as SQS is.
+5. **Table-scoped IAM.** DynamoDB has no ``_determine_resource`` either: every call is checked against
+   ``"*"``, so a policy naming the subject-key table's ARN denied that table too. We give ``DynamoHandler`` one that
+   returns ``arn:<partition>:dynamodb:<region>:<account>:table/<TableName>`` (``.../index/<IndexName>`` for a
+   Query or Scan of an index; a ``TableName`` that is already an ARN is kept). Calls that name no single table
+   (ListTables, a batch over several tables) stay ``"*"``: stricter than AWS, which checks each table. IAM
+   condition keys such as ``dynamodb:LeadingKeys`` are still not evaluated (moto's ``policy_conditions``
+   knows only ``StringEquals``, and is given no request values for identity policies): a conditional Allow
+   acts as an unconditional one.
 
-The pure pieces (``kms_resource_arn``, ``key_id_from_ciphertext``, ``access_denied_message``) are unit-tested
-without a server; ``apply_patches`` checks moto's shapes and refuses to half-patch a moto it does not know
-(``LocalStackError``).
+The pure pieces (``kms_resource_arn``, ``key_id_from_ciphertext``, ``dynamodb_resource_arn``,
+``access_denied_message``) are unit-tested without a server; ``apply_patches`` checks moto's shapes and
+refuses to half-patch a moto it does not know (``LocalStackError``).
 
 This module imports only the standard library, moto and ``keyfan.exceptions`` (itself standard library only):
 docker-compose mounts it and ``keyfan/exceptions.py`` into moto's own image and applies it there.
@@ -163,29 +171,69 @@ def determine_kms_resource(self: Any) -> str:
     )
 
 
-def apply_patches() -> None:
-    """Patch moto's KMS and SQS classes in this process. Idempotent; raises if moto's shapes changed."""
-    global _applied
-    if _applied:
-        return
+def dynamodb_resource_arn(
+    action: str, params: Mapping[str, Any], *, region: str, account: str, partition: str = "aws"
+) -> str:
+    """The ARN IAM must authorize this DynamoDB call against; ``"*"`` for calls that name no single table.
 
-    import moto
+    ``params`` are the request's JSON parameters. A ``TableName`` may already be a table ARN (DynamoDB
+    accepts both); a Query or Scan of an index is authorized against the index, as on AWS.
+    """
+    name = params.get("TableName")
+    if not isinstance(name, str) or not name:
+        items = params.get("RequestItems")  # BatchGetItem, BatchWriteItem: one resource only if one table
+        if isinstance(items, Mapping) and len(items) == 1:
+            name = str(next(iter(items)))
+        else:
+            arn = params.get("ResourceArn")  # TagResource, ListTagsOfResource, resource policies
+            return arn if isinstance(arn, str) and arn.startswith("arn:") else "*"
+    table = name if name.startswith("arn:") else f"arn:{partition}:dynamodb:{region}:{account}:table/{name}"
+    index = params.get("IndexName")
+    if action in ("Query", "Scan") and isinstance(index, str) and index:
+        return f"{table}/index/{index}"
+    return table
+
+
+def _json_params(body: Any) -> Mapping[str, Any]:
+    if isinstance(body, Mapping):  # DynamoHandler.call_action swaps the body for its parsed parameters
+        return body
+    if not body:
+        return {}
+    try:
+        params = json.loads(body)
+    except (ValueError, UnicodeDecodeError, TypeError):
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def determine_dynamodb_resource(self: Any) -> str:
+    """The resource of a DynamoDB request: its table's ARN (stock moto authorizes against "*").
+    Installed as ``DynamoHandler._determine_resource``; tests install it for one test only."""
+    from moto.utilities.utils import get_partition  # moto loads only where the patches are applied
+
+    return dynamodb_resource_arn(
+        self._get_action(),
+        _json_params(self.body),
+        region=self.region,
+        account=self.current_account,
+        partition=get_partition(self.region),
+    )
+
+
+@functools.cache
+def _json_iam_request() -> type:
+    """moto's ``IAMRequest``, denying as the JSON services do (patch 2). Built lazily."""
     from moto.core.exceptions import JsonRESTError
-    from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase, PermissionResult
-    from moto.kms.responses import KmsResponse
-    from moto.sqs.models import Queue, SQSBackend
+    from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
 
-    _check_shapes(moto.__version__, KmsResponse, IAMRequest)
-    _check_sqs_shapes(moto.__version__, Queue, SQSBackend)
-
-    class KmsAccessDeniedException(JsonRESTError):
+    class AccessDeniedException(JsonRESTError):
         code = 400
 
         def __init__(self, message: str) -> None:
             super().__init__("AccessDeniedException", message)
 
-    class KmsIAMRequest(IAMRequest):
-        """IAM check for KMS calls: remembers the resource so the denial can name it, KMS-style."""
+    class JsonIAMRequest(IAMRequest):
+        """IAM check for KMS and DynamoDB: remembers the resource so the denial can name it, AWS-style."""
 
         _resource = "*"
 
@@ -198,14 +246,36 @@ def apply_patches() -> None:
                 IAMPolicy(policy).is_action_permitted(self._action, self._resource) == PermissionResult.DENIED
                 for policy in self._access_key.collect_policies()
             )
-            raise KmsAccessDeniedException(
+            raise AccessDeniedException(
                 access_denied_message(
                     self._access_key.arn, self._action, self._resource, explicit_deny=explicit
                 )
             )
 
-    def _authenticate_and_authorize_normal_action(self: Any, resource: str = "*") -> None:
-        self._authenticate_and_authorize_action(KmsIAMRequest, resource)
+    return JsonIAMRequest
+
+
+def authorize_with_json_denial(self: Any, resource: str = "*") -> None:
+    """Installed as ``_authenticate_and_authorize_normal_action`` of the KMS and DynamoDB response classes:
+    a denial is a 400 JSON ``AccessDeniedException`` naming the resource, as those services answer it."""
+    self._authenticate_and_authorize_action(_json_iam_request(), resource)
+
+
+def apply_patches() -> None:
+    """Patch moto's KMS, DynamoDB and SQS classes in this process. Idempotent; raises if moto changed."""
+    global _applied
+    if _applied:
+        return
+
+    import moto
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.iam.access_control import IAMRequest, IAMRequestBase
+    from moto.kms.responses import KmsResponse
+    from moto.sqs.models import Queue, SQSBackend
+
+    _check_shapes(moto.__version__, KmsResponse, IAMRequest)
+    _check_dynamodb_shapes(moto.__version__, DynamoHandler)
+    _check_sqs_shapes(moto.__version__, Queue, SQSBackend)
 
     original_init = IAMRequestBase.__init__
 
@@ -216,7 +286,9 @@ def apply_patches() -> None:
     _serialize_queue_operations(Queue, SQSBackend)
     IAMRequestBase.__init__ = _init_with_aws_action  # type: ignore[method-assign]
     KmsResponse._determine_resource = determine_kms_resource  # type: ignore[attr-defined]
-    KmsResponse._authenticate_and_authorize_normal_action = _authenticate_and_authorize_normal_action  # type: ignore[method-assign]
+    KmsResponse._authenticate_and_authorize_normal_action = authorize_with_json_denial  # type: ignore[method-assign]
+    DynamoHandler._determine_resource = determine_dynamodb_resource  # type: ignore[attr-defined]
+    DynamoHandler._authenticate_and_authorize_normal_action = authorize_with_json_denial  # type: ignore[method-assign]
     _applied = True
 
 
@@ -270,6 +342,26 @@ def _check_sqs_shapes(version: str, queue_class: type, backend_class: type) -> N
         raise LocalStackError(
             f"keyfan's SQS locking patch targets moto {SUPPORTED_MOTO}; moto {version} differs (missing "
             f"{missing or 'nothing'}, reentrant queue lock: {reentrant}). Re-check keyfan_tools/local/moto_patches.py."
+        )
+
+
+def _check_dynamodb_shapes(version: str, dynamo_handler: type) -> None:
+    missing = [
+        name
+        for name in (
+            "_authenticate_and_authorize_action",
+            "_authenticate_and_authorize_normal_action",
+            "_get_action",
+            "call_action",
+        )
+        if not hasattr(dynamo_handler, name)
+    ]
+    native = hasattr(dynamo_handler, "_determine_resource")
+    if missing or native:
+        raise LocalStackError(
+            f"keyfan's DynamoDB authorization patch targets moto {SUPPORTED_MOTO}; moto {version} differs "
+            f"(missing {missing or 'nothing'}, native _determine_resource: {native}). "
+            "Re-check keyfan_tools/local/moto_patches.py."
         )
 
 

@@ -1,7 +1,7 @@
 """Our moto server entrypoint: ``python -m keyfan_tools.local.motoserver --port N``.
 
-It exists only to apply the KMS authorization patches (see ``moto_patches``) inside the server process
-before moto starts serving; everything else is moto's own ``moto_server``. Beside it: the argv and
+It exists only to apply our patches (KMS and DynamoDB authorization, SQS; see ``moto_patches``) inside the
+server process before moto starts serving; everything else is moto's own ``moto_server``. Beside it: the argv and
 environment the stack starts it with, and ``enable_auth``, the switch the stack flips once its users exist.
 """
 

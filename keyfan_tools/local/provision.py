@@ -41,13 +41,19 @@ def platform_parameters(prefix: str, local_principals: list[str]) -> dict[str, s
 
 
 def department_parameters(
-    department: Department, *, prefix: str, owner_role_name: str, local_principals: list[str]
+    department: Department,
+    *,
+    prefix: str,
+    owner_role_name: str,
+    subject_key_table: str,
+    local_principals: list[str],
 ) -> dict[str, str]:
     return {
         "DepartmentName": department.name,
         "KeyAlias": department.key_alias,
         "ConsumerRoleName": department.consumer_identity,
         "OwnerRoleName": owner_role_name,
+        "SubjectKeyTableName": subject_key_table,
         "NamePrefix": prefix,
         "LocalPrincipalArns": ",".join(local_principals),
         "DeployCompute": "false",
@@ -153,6 +159,7 @@ def deploy_platform(
         owner_role_arn=_output(out, "OwnerRoleArn", name),
         owner_role_name=_output(out, "OwnerRoleName", name),
         generator_role_arn=_output(out, "GeneratorRoleArn", name),
+        subject_key_table=_output(out, "SubjectKeyTableName", name),
     )
 
 
@@ -163,6 +170,7 @@ def deploy_departments(
     *,
     prefix: str,
     owner_role_name: str,
+    subject_key_table: str,
     local_principals: list[str],
 ) -> dict[str, DepartmentResources]:
     template = read_template(iac_dir, DEPARTMENT_TEMPLATE)
@@ -170,7 +178,11 @@ def deploy_departments(
     for department in registry:
         name = department_stack_name(prefix, department.name)
         params = department_parameters(
-            department, prefix=prefix, owner_role_name=owner_role_name, local_principals=local_principals
+            department,
+            prefix=prefix,
+            owner_role_name=owner_role_name,
+            subject_key_table=subject_key_table,
+            local_principals=local_principals,
         )
         out = deploy_stack(cfn, name, template, params)
         deployed[department.name] = DepartmentResources(
@@ -207,6 +219,7 @@ def provision_stack(
         registry,
         prefix=config.name_prefix,
         owner_role_name=platform.owner_role_name,
+        subject_key_table=platform.subject_key_table,
         local_principals=principals,
     )
     roles = [

@@ -71,6 +71,9 @@ class PlatformResources(BaseModel):
     owner_role_arn: str
     owner_role_name: str
     generator_role_arn: str
+    # Empty only in a state saved before the table existed: it still loads (so `down` can stop that stack),
+    # and the next `keyfan local provision` fills it in.
+    subject_key_table: str = ""
 
 
 class Topics(BaseModel):

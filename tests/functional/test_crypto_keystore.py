@@ -3,8 +3,9 @@
 The owner creates a department's wrapping key once (one KMS call) and any number of subject keys (none);
 a reader unwraps the wrapping key with its own KMS grant and reads the same subject keys; another
 department's reader is denied; ``forget`` leaves no key material for the subject and nobody can read its key
-again, while other subjects are untouched. moto authorizes DynamoDB calls against ``"*"`` (no per-table
-resource), so the table permission is granted on ``"*"`` here and its absence is what is tested.
+again, while other subjects are untouched. The ``world`` grants the table permission on ``"*"`` and tests its
+absence; with the local stack's table resolver (``moto_patches.determine_dynamodb_resource``) a grant naming one
+table ARN allows that table and denies the others, as on AWS.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.dynamodb.responses import DynamoHandler
 
 from keyfan.crypto.keystore import SubjectKeyStore
 from keyfan.exceptions import AccessDenied, ConfigError, KeyServiceUnavailable
+from keyfan_tools.local.moto_patches import authorize_with_json_denial
 from tests.functional.moto_iam import enforce_iam_after, user_session
 
 pytestmark = pytest.mark.functional
@@ -101,10 +105,10 @@ def test_one_kms_call_per_department_then_subject_keys_without_kms(world: World)
     owner = world.store("owner", owner=True)
     keys = {s: owner.subject_key("sales", s, create=True) for s in (f"C-{n}" for n in range(50))}
     assert all(k is not None and len(k) == 32 for k in keys.values()) and len(set(keys.values())) == 50
-    assert owner._kms.calls == {"GenerateDataKey": 1, "Decrypt": 1}  # type: ignore[attr-defined]
+    assert owner._kms.calls == {"GenerateDataKey": 1}  # type: ignore[attr-defined]
     # asking again finds the same keys, still without KMS
     assert owner.subject_key("sales", "C-7") == keys["C-7"]
-    assert owner._kms.calls == {"GenerateDataKey": 1, "Decrypt": 1}  # type: ignore[attr-defined]
+    assert owner._kms.calls == {"GenerateDataKey": 1}  # type: ignore[attr-defined]
     # a reader of the department unwraps the wrapping key with its own grant and reads the same keys
     sales = world.store("sales")
     assert sales.subject_key("sales", "C-7") == keys["C-7"]
@@ -172,3 +176,62 @@ def _fast() -> Any:
     from botocore.config import Config
 
     return Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1})
+
+
+def _create_table(name: str) -> None:
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def test_a_grant_on_one_table_arn_allows_that_table_and_denies_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enforce_iam_after(monkeypatch, 6)  # a key, two tables, one user (3), then IAM decides
+    # and denials shaped as the local stack's moto server shapes them (moto_patches, patch 2)
+    monkeypatch.setattr(
+        DynamoHandler, "_authenticate_and_authorize_normal_action", authorize_with_json_denial
+    )
+    with mock_aws():
+        key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+        _create_table(TABLE)
+        _create_table("other")
+        table_arn = f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}"
+        session = user_session(
+            boto3.client("iam", region_name=REGION),
+            "owner",
+            [
+                {
+                    "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                    "Resource": table_arn,
+                },
+                {"Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key},
+            ],
+        )
+
+        def store(table: str) -> SubjectKeyStore:
+            return SubjectKeyStore(
+                dynamodb=session.client("dynamodb"),
+                kms=session.client("kms"),
+                table=table,
+                key_ids={"sales": key},
+            )
+
+        # the granted table: create, read, forget
+        granted = store(TABLE)
+        made = granted.subject_key("sales", "C-1", create=True)
+        assert made is not None and granted.subject_key("sales", "C-1") == made
+        assert granted.forget("sales", "C-1") is True
+        # another table: denied, as AWS words it
+        with pytest.raises(AccessDenied) as caught:
+            store("other").subject_key("sales", "C-1", create=True)
+        cause = caught.value.__cause__
+        assert isinstance(cause, ClientError)
+        assert cause.response["Error"]["Code"] == "AccessDeniedException"
+        assert cause.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert "dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/other" in str(
+            cause.response["Error"]["Message"]
+        )

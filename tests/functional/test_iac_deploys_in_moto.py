@@ -12,6 +12,10 @@ What moto does with them (measured here, asserted below so an upgrade that chang
 - KMS resources: moto authorizes KMS calls against resource ``"*"`` (its KMS response has no
   ``_determine_resource``), so a policy scoped to a key ARN denies even its own key. With a resource resolver
   patched in (as the local stack does), key-scoped Allow works and other keys are denied.
+- DynamoDB: the same (resource ``"*"``, so the table-scoped grants deny the subject-key table itself) until
+  ``moto_patches.determine_dynamodb_resource`` is patched in. ``dynamodb:LeadingKeys`` is not evaluated: a
+  consumer reads other departments' entries locally. moto's CloudFormation creates the table without its
+  ``SSESpecification`` (it reads ``Enabled``, CloudFormation says ``SSEEnabled``); point-in-time recovery is off.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
+from moto.dynamodb.responses import DynamoHandler
 from moto.kms.responses import KmsResponse
+
+from keyfan_tools.local.moto_patches import determine_dynamodb_resource
 
 pytestmark = pytest.mark.functional
 
@@ -82,6 +89,7 @@ def _deploy(
                 KeyAlias=f"alias/keyfan-{name}",
                 ConsumerRoleName=f"keyfan-{name}-consumer",
                 OwnerRoleName=platform["OwnerRoleName"],
+                SubjectKeyTableName=platform["SubjectKeyTableName"],
             ),
         )
         departments[name] = _outputs(cf, f"keyfan-{name}")
@@ -113,6 +121,8 @@ def test_contract_deploy_without_compute(aws: None) -> None:
         "OwnerRoleArn",
         "OwnerRoleName",
         "GeneratorRoleArn",
+        "SubjectKeyTableName",
+        "SubjectKeyTableArn",
     ):
         assert platform[key], key
     assert platform["OwnerRoleName"] == "keyfan-owner"
@@ -120,6 +130,17 @@ def test_contract_deploy_without_compute(aws: None) -> None:
     assert platform["QueueUrl"].endswith("/keyfan-events")
     assert platform["DeadLetterQueueUrl"].endswith("/keyfan-events-dlq")
     assert "EcsClusterName" not in platform
+
+    # and the subject-key table is the one keyfan/crypto/keystore.py reads, with no point-in-time recovery
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    table = dynamodb.describe_table(TableName=platform["SubjectKeyTableName"])["Table"]
+    assert platform["SubjectKeyTableName"] == "keyfan-subject-keys"
+    assert table["TableArn"] == platform["SubjectKeyTableArn"]
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    backups = dynamodb.describe_continuous_backups(TableName=platform["SubjectKeyTableName"])
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert pitr["PointInTimeRecoveryStatus"] == "DISABLED"
 
     # and the event queue redrives to the DLQ
     sqs = boto3.client("sqs", region_name=REGION)
@@ -155,13 +176,31 @@ def test_contract_deploy_without_compute(aws: None) -> None:
             "ConsumerDecryptsOwnDepartment",
             "OwnerEncryptsForDepartment",
         }
-        # the owner was granted Encrypt/GenerateDataKey on this key by the department stack, never Decrypt
+        # the owner was granted Encrypt/GenerateDataKey on this key by the department stack, and Decrypt
+        # Decrypt only with the context {department, purpose: subject-keys} (the wrapping keys)
         grants = [s for s in owner_kms if s["Resource"] == out["KeyArn"]]
-        assert grants, f"owner has no grant on the {name} key"
+        assert {frozenset(_as_list(s["Action"])) for s in grants} == {
+            frozenset({"kms:Encrypt", "kms:GenerateDataKey"}),
+            frozenset({"kms:Decrypt"}),
+        }, f"owner grants on the {name} key"
         for s in grants:
-            assert set(_as_list(s["Action"])) == {"kms:Encrypt", "kms:GenerateDataKey"}
             assert s["Condition"]["StringEquals"]["kms:EncryptionContext:department"] == name
-    assert not any("kms:Decrypt" in _as_list(s["Action"]) for s in owner_kms)
+            if "kms:Decrypt" in _as_list(s["Action"]):  # wrapping keys only, never a record's data key
+                assert s["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"] == "subject-keys"
+    assert len(owner_kms) == 2 * len(departments)
+
+    # the consumers read the subject-key table, their own department's entries only (on AWS)
+    for name in departments:
+        docs = [
+            iam.get_role_policy(RoleName=f"keyfan-{name}-consumer", PolicyName=n)["PolicyDocument"]
+            for n in iam.list_role_policies(RoleName=f"keyfan-{name}-consumer")["PolicyNames"]
+        ]
+        (table_grant,) = [s for doc in docs for s in doc["Statement"] if "dynamodb:" in str(s["Action"])]
+        assert table_grant["Action"] == "dynamodb:GetItem"
+        assert table_grant["Resource"] == platform["SubjectKeyTableArn"]
+        assert table_grant["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{name}#*"]}
+        }
 
     # and every role trusts the local principal, literally (moto compares ARNs as strings)
     for role in ("keyfan-owner", "keyfan-generator", "keyfan-sales-consumer", "keyfan-finance-consumer"):
@@ -209,7 +248,14 @@ def test_contract_deploy_with_compute(aws: None) -> None:
     sales_task = ecs.describe_task_definition(taskDefinition="keyfan-sales-consumer")["taskDefinition"]
     sales_container = sales_task["containerDefinitions"][0]
     assert sales_container["command"] == ["python", "-m", "sales_consumer"]
-    assert {e["name"]: e["value"] for e in sales_container["environment"]}["KEYFAN_DEPARTMENT"] == "sales"
+    sales_env = {e["name"]: e["value"] for e in sales_container["environment"]}
+    assert sales_env["KEYFAN_DEPARTMENT"] == "sales"
+    owner_env = {e["name"]: e["value"] for e in owner_container["environment"]}
+    assert (
+        owner_env["KEYFAN_SUBJECT_KEY_TABLE"]
+        == sales_env["KEYFAN_SUBJECT_KEY_TABLE"]
+        == "keyfan-subject-keys"
+    )
     assert departments["sales"]["ConsumerRoleArn"].endswith(":role/keyfan-sales-consumer")
     rules = boto3.client("events", region_name=REGION).list_rules()["Rules"]
     assert [r["ScheduleExpression"] for r in rules if r["Name"] == "keyfan-generator-schedule"]
@@ -384,11 +430,13 @@ def test_moto_treats_encryption_context_conditions_as_satisfied(
         # and the key scope still holds: another department's key is denied
         assert _denied(sales.decrypt, KeyId=finance_key, **finance_blob)
         assert _denied(sales.decrypt, **finance_blob)  # KeyId resolved from moto's blob
-        # the owner encrypts for a department and never decrypts; the generator has no KMS at all
+        # the owner encrypts for a department; the generator has no KMS at all
         assert owner.generate_data_key(
             KeyId="alias/keyfan-sales", KeySpec="AES_256", EncryptionContext=_context("sales")
         )
-        assert _denied(owner.decrypt, KeyId=sales_key, **sales_blob)
+        # the owner's Decrypt is for wrapping keys (context keys [department] only): real KMS refuses it a
+        # record's context, moto lets it through (another condition it does not evaluate)
+        assert owner.decrypt(KeyId=sales_key, **sales_blob)["Plaintext"] == b"secret"
         assert _denied(
             generator.encrypt, KeyId=sales_key, Plaintext=b"x", EncryptionContext=_context("sales")
         )
@@ -430,3 +478,47 @@ def test_queue_permissions_are_enforced_by_moto(
         assert _denied(sales.receive_message, QueueUrl=queue)
 
     check()
+
+
+def test_subject_key_table_permissions_are_enforced_by_moto(
+    deployed_with_auth_setup: tuple[_Principals, dict[str, dict[str, str]], dict[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    principals, _, _ = deployed_with_auth_setup
+    table = "keyfan-subject-keys"
+    boto3.client("dynamodb", region_name=REGION).create_table(  # a second table, granted to nobody
+        TableName="other",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    def key(pk: str) -> dict[str, Any]:
+        return {"pk": {"S": pk}}
+
+    @set_initial_no_auth_action_count(0)
+    def check(resolved: bool) -> None:
+        owner = principals.client_as("keyfan-owner", "dynamodb")
+        sales = principals.client_as("keyfan-sales-consumer", "dynamodb")
+        generator = principals.client_as("keyfan-generator", "dynamodb")
+        if not resolved:
+            # stock moto checks DynamoDB calls against "*": the table-scoped grant denies its own table
+            assert _denied(owner.get_item, TableName=table, Key=key("sales#wrapping"))
+            return
+        # the owner creates, reads and forgets entries of any department
+        owner.put_item(TableName=table, Item={**key("sales#s1"), "key": {"B": b"k"}})
+        owner.put_item(TableName=table, Item={**key("finance#f1"), "key": {"B": b"k"}})
+        assert owner.get_item(TableName=table, Key=key("sales#s1"))["Item"]["key"]["B"] == b"k"
+        assert owner.delete_item(TableName=table, Key=key("sales#s1"), ReturnValues="ALL_OLD")["Attributes"]
+        # a consumer reads, never writes or deletes; no one reaches another table
+        assert "Item" not in sales.get_item(TableName=table, Key=key("sales#s1"))
+        assert _denied(sales.put_item, TableName=table, Item=key("sales#s2"))
+        assert _denied(sales.delete_item, TableName=table, Key=key("finance#f1"))
+        assert _denied(owner.get_item, TableName="other", Key=key("sales#s1"))
+        assert _denied(generator.get_item, TableName=table, Key=key("sales#s1"))
+        # moto limitation: dynamodb:LeadingKeys is not evaluated, so sales reads a finance entry (AWS denies)
+        assert sales.get_item(TableName=table, Key=key("finance#f1"))["Item"]
+
+    check(resolved=False)
+    monkeypatch.setattr(DynamoHandler, "_determine_resource", determine_dynamodb_resource, raising=False)
+    check(resolved=True)

@@ -15,8 +15,14 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
+from keyfan.envelope import CTX_PURPOSE, PURPOSE_SUBJECT_KEYS
+
 IAC = Path(__file__).resolve().parents[2] / "iac"
 CONTEXT_KEYS = {"department", "event_type", "schema_version", "topic"}
+
+SUBJECT_KEY_TABLE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${SubjectKeyTableName}"
+}
 
 PLATFORM_PARAMETERS = {
     "NamePrefix",
@@ -34,12 +40,15 @@ PLATFORM_OUTPUTS = {
     "OwnerRoleArn",
     "OwnerRoleName",
     "GeneratorRoleArn",
+    "SubjectKeyTableName",
+    "SubjectKeyTableArn",
 }
 DEPARTMENT_PARAMETERS = {
     "DepartmentName",
     "KeyAlias",
     "ConsumerRoleName",
     "OwnerRoleName",
+    "SubjectKeyTableName",
     "NamePrefix",
     "LocalPrincipalArns",
     "DeployCompute",
@@ -158,6 +167,26 @@ def test_resource_names_follow_the_contract() -> None:
     assert department["DepartmentKey"]["Properties"]["EnableKeyRotation"] is True
 
 
+def test_subject_key_table_is_the_one_keystore_reads_and_cannot_be_restored() -> None:
+    table = template("platform.yaml")["Resources"]["SubjectKeyTable"]
+    props = table["Properties"]
+    assert props["TableName"] == {"Fn::Sub": "${NamePrefix}-subject-keys"}
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    # no point-in-time recovery: a restore would bring forgotten subjects' keys back
+    assert props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False) is False
+    assert table["DeletionPolicy"] == "Delete"
+    assert "Condition" not in table  # the local stack (DeployCompute=false) has it too
+    outputs = template("platform.yaml")["Outputs"]
+    assert outputs["SubjectKeyTableName"]["Value"] == {"Ref": "SubjectKeyTable"}
+    assert outputs["SubjectKeyTableArn"]["Value"] == {"Fn::GetAtt": ["SubjectKeyTable", "Arn"]}
+    # the department stack's default is the platform's name under the default prefix
+    parameter = template("department.yaml")["Parameters"]["SubjectKeyTableName"]
+    assert parameter["Default"] == "keyfan-subject-keys"
+
+
 def test_everything_that_needs_a_network_is_conditional_on_compute() -> None:
     compute_only = {
         "AWS::MSK::Cluster",
@@ -211,34 +240,40 @@ def test_no_wildcard_action_and_no_not_action_anywhere() -> None:
             assert not any(a.endswith(":*") for a in actions(statement)), statement
 
 
-def test_only_consumers_may_decrypt_and_only_their_own_key_in_their_own_context() -> None:
+def test_decrypt_is_only_for_the_own_key_in_the_own_context() -> None:
     decrypting = [
         (tpl, logical, kind, s)
         for tpl, logical, kind, s in attached_statements()
         if "kms:Decrypt" in actions(s)
     ]
-    assert decrypting, "the consumer must be able to decrypt"
+    assert {kind for *_, kind, _ in decrypting} == {"consumer", "owner"}
     for tpl, logical, kind, statement in decrypting:
-        assert kind == "consumer", f"{tpl}: {logical} grants kms:Decrypt to the {kind}"
+        assert tpl == "department.yaml", f"{tpl}: {logical} grants kms:Decrypt to the {kind}"
         assert statement["Effect"] == "Allow"
         assert statement["Resource"] == {"Fn::GetAtt": ["DepartmentKey", "Arn"]}
         condition = statement["Condition"]["StringEquals"]
         assert condition["kms:EncryptionContext:department"] == {"Ref": "DepartmentName"}
+        if kind == "owner":  # the subject-key table's wrapping keys only, never a record's data key
+            assert actions(statement) == {"kms:Decrypt"}
+            assert condition["kms:EncryptionContext:purpose"] == PURPOSE_SUBJECT_KEYS
 
 
-def test_owner_encrypts_per_department_and_never_decrypts() -> None:
+def test_owner_encrypts_per_department_and_decrypts_only_wrapping_keys() -> None:
     owner = [(tpl, s) for tpl, _, kind, s in attached_statements() if kind == "owner"]
     kms = [(tpl, s) for tpl, s in owner if any(a.startswith("kms:") for a in actions(s))]
     assert kms, "the department stack must grant the owner its encrypt rights"
+    encrypting = [s for _, s in kms if "kms:Decrypt" not in actions(s)]
+    assert len(encrypting) == 1 and len(kms) == 2
     for tpl, statement in kms:
         assert tpl == "department.yaml", "the platform stack must not grant the owner any KMS right"
-        assert actions(statement) == {"kms:Encrypt", "kms:GenerateDataKey"}
         assert statement["Resource"] == {"Fn::GetAtt": ["DepartmentKey", "Arn"]}
         assert statement["Condition"]["StringEquals"]["kms:EncryptionContext:department"] == {
             "Ref": "DepartmentName"
         }
-        allowed_keys = set(statement["Condition"]["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"])
-        assert allowed_keys >= CONTEXT_KEYS
+    (statement,) = encrypting
+    assert actions(statement) == {"kms:Encrypt", "kms:GenerateDataKey"}
+    allowed_keys = set(statement["Condition"]["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"])
+    assert allowed_keys >= {*CONTEXT_KEYS, CTX_PURPOSE}  # records' contexts, and the wrapping key's
     sqs = {a for _, s in owner for a in actions(s) if a.startswith("sqs:")}
     assert sqs == {
         "sqs:ReceiveMessage",
@@ -252,11 +287,46 @@ def test_owner_encrypts_per_department_and_never_decrypts() -> None:
             assert statement["Resource"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
 
 
+def test_subject_key_table_access() -> None:
+    dynamodb = [
+        (tpl, logical, kind, s)
+        for tpl, logical, kind, s in attached_statements()
+        if any(a.startswith("dynamodb:") for a in actions(s))
+    ]
+    by_kind = {kind: (tpl, s) for tpl, _, kind, s in dynamodb}
+    assert len(dynamodb) == len(by_kind) == 2, dynamodb
+    # the owner creates, reads and forgets (DeleteItem) keys of every department
+    tpl, owner = by_kind["owner"]
+    assert tpl == "platform.yaml"
+    assert actions(owner) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+    assert owner["Resource"] == {"Fn::GetAtt": ["SubjectKeyTable", "Arn"]}
+    # a consumer only reads, and on AWS only its own department's entries
+    tpl, consumer = by_kind["consumer"]
+    assert tpl == "department.yaml"
+    assert actions(consumer) == {"dynamodb:GetItem"}
+    assert consumer["Resource"] == SUBJECT_KEY_TABLE_ARN
+    assert consumer["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [{"Fn::Sub": "${DepartmentName}#*"}]}
+    }
+
+
+def test_owner_writes_the_shared_topic_and_the_audit_topic() -> None:
+    written = {
+        resource["Fn::Sub"].rsplit("/", 1)[1]
+        for _, _, kind, s in attached_statements()
+        if kind == "owner" and "kafka-cluster:WriteData" in actions(s)
+        for resource in _as_list(s["Resource"])
+    }
+    assert written == {"${EventsTopic}", "${AuditTopic}", "${OwnerGroupId}-*"}
+
+
 def test_generator_only_sends_to_the_queue() -> None:
     generator = [s for _, _, kind, s in attached_statements() if kind == "generator"]
     assert generator
     for statement in generator:
-        assert not any(a.startswith(("kms:", "kafka-cluster:")) for a in actions(statement)), statement
+        assert not any(a.startswith(("kms:", "kafka-cluster:", "dynamodb:")) for a in actions(statement)), (
+            statement
+        )
         if any(a.startswith("sqs:") for a in actions(statement)):
             assert actions(statement) == {"sqs:SendMessage"}
             assert statement["Resource"] == {"Fn::GetAtt": ["EventQueue", "Arn"]}
@@ -294,6 +364,15 @@ def test_key_policy_lets_only_the_consumer_decrypt_and_the_owner_encrypt() -> No
     assert owner["Principal"]["AWS"].endswith(":role/${OwnerRoleName}")
     assert actions(owner) == {"kms:Encrypt", "kms:GenerateDataKey"}
     assert owner["Condition"]["StringEquals"] == {"kms:EncryptionContext:department": "${DepartmentName}"}
+    unwrap = statements["OwnerUnwrapsWrappingKey"]
+    assert unwrap["Principal"] == owner["Principal"]
+    assert actions(unwrap) == {"kms:Decrypt"}
+    assert unwrap["Condition"] == {
+        "StringEquals": {
+            "kms:EncryptionContext:department": "${DepartmentName}",
+            "kms:EncryptionContext:purpose": PURPOSE_SUBJECT_KEYS,
+        },
+    }
     root = statements["AccountRootAdministersAndDelegatesToIam"]
     assert root["Principal"]["AWS"].endswith(":root")
     # every other principal named in the key policy is the consumer or the owner
@@ -301,6 +380,7 @@ def test_key_policy_lets_only_the_consumer_decrypt_and_the_owner_encrypt() -> No
         "AccountRootAdministersAndDelegatesToIam",
         "ConsumerDecryptsOwnDepartment",
         "OwnerEncryptsForDepartment",
+        "OwnerUnwrapsWrappingKey",
     }
 
 
@@ -338,6 +418,8 @@ def test_task_environments_use_variables_the_settings_read() -> None:
     ]
     for definition in definitions:
         for container in definition["Properties"]["ContainerDefinitions"]:
+            names = {str(variable["Name"]) for variable in container["Environment"]}
+            assert "KEYFAN_SUBJECT_KEY_TABLE" in names, container["Name"]
             for variable in container["Environment"]:
                 name = str(variable["Name"])
                 assert name in readable, (

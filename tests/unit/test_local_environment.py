@@ -43,6 +43,7 @@ def test_stack_env_has_the_production_names(state: StackState) -> None:
         "KEYFAN_DEPARTMENTS_FILE",
         "KEYFAN_OWNER_ROLE_ARN",
         "KEYFAN_GENERATOR_ROLE_ARN",
+        "KEYFAN_SUBJECT_KEY_TABLE",
         "KEYFAN_SALES_ROLE_ARN",
         "KEYFAN_SALES_KEY_ARN",
     }
@@ -50,7 +51,14 @@ def test_stack_env_has_the_production_names(state: StackState) -> None:
     assert env["KEYFAN_BOOTSTRAP_SERVERS"] == "127.0.0.1:9093"
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"
     assert env["KEYFAN_TOPIC"] == "keyfan.events"
+    assert env["KEYFAN_SUBJECT_KEY_TABLE"] == "keyfan-subject-keys"
     assert Path(env["KEYFAN_DEPARTMENTS_FILE"]).is_absolute()
+
+
+def test_a_state_from_before_the_subject_key_table_exports_no_table(state: StackState) -> None:
+    assert state.platform is not None
+    older = state.model_copy(update={"platform": state.platform.model_copy(update={"subject_key_table": ""})})
+    assert "KEYFAN_SUBJECT_KEY_TABLE" not in stack_env(older)
 
 
 def test_settings_read_the_rendered_env(state: StackState, monkeypatch: pytest.MonkeyPatch) -> None:

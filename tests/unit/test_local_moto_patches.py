@@ -1,4 +1,4 @@
-"""The KMS authorization patch's decisions, as pure functions (no moto server, moto left unpatched)."""
+"""The KMS and DynamoDB authorization patches' decisions, as pure functions (no moto server, moto left unpatched)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import pytest
 from keyfan.exceptions import LocalStackError
 from keyfan_tools.local.moto_patches import (
     SUPPORTED_MOTO,
+    _check_dynamodb_shapes,
     _check_shapes,
+    _json_params,
     access_denied_message,
     decode_kms_params,
+    dynamodb_resource_arn,
     key_id_from_ciphertext,
     kms_resource_arn,
 )
@@ -150,3 +153,94 @@ def test_installed_moto_has_the_shapes_the_patch_needs() -> None:
     if moto_patches._applied:
         pytest.skip("another test applied the patch in this process")
     _check_shapes(SUPPORTED_MOTO, KmsResponse, IAMRequest)
+
+
+# ---------------------------------------------------------------------------------------------- DynamoDB
+
+TABLE_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/keyfan-subject-keys"
+
+
+def table_resource(action: str, **params: object) -> str:
+    return dynamodb_resource_arn(action, params, region="eu-west-1", account="123456789012")
+
+
+@pytest.mark.parametrize("action", ["GetItem", "PutItem", "DeleteItem", "UpdateItem", "DescribeTable"])
+def test_item_calls_are_authorized_against_their_table(action: str) -> None:
+    assert table_resource(action, TableName="keyfan-subject-keys", Key={"pk": {"S": "sales#x"}}) == TABLE_ARN
+
+
+def test_a_table_named_by_its_arn_is_kept() -> None:
+    assert table_resource("GetItem", TableName=TABLE_ARN) == TABLE_ARN
+
+
+def test_index_reads_are_authorized_against_the_index() -> None:
+    assert (
+        table_resource("Query", TableName="keyfan-subject-keys", IndexName="by-age")
+        == f"{TABLE_ARN}/index/by-age"
+    )
+    assert (
+        table_resource("Scan", TableName="keyfan-subject-keys", IndexName="by-age")
+        == f"{TABLE_ARN}/index/by-age"
+    )
+    assert table_resource("GetItem", TableName="keyfan-subject-keys", IndexName="ignored") == TABLE_ARN
+
+
+def test_a_batch_names_its_table_only_if_it_has_one() -> None:
+    one = {"keyfan-subject-keys": {"Keys": [{"pk": {"S": "a"}}]}}
+    assert table_resource("BatchGetItem", RequestItems=one) == TABLE_ARN
+    two = {**one, "other": {"Keys": [{"pk": {"S": "a"}}]}}
+    assert (
+        table_resource("BatchGetItem", RequestItems=two) == "*"
+    )  # stricter than AWS: see the module docstring
+
+
+def test_calls_without_a_table_are_checked_against_star_or_their_resource_arn() -> None:
+    assert table_resource("ListTables") == "*"
+    assert table_resource("ListTagsOfResource", ResourceArn=TABLE_ARN) == TABLE_ARN
+    assert table_resource("GetItem", TableName="") == "*"
+
+
+def test_partition_is_part_of_the_arn() -> None:
+    arn = dynamodb_resource_arn(
+        "GetItem", {"TableName": "t"}, region="cn-north-1", account="123456789012", partition="aws-cn"
+    )
+    assert arn == "arn:aws-cn:dynamodb:cn-north-1:123456789012:table/t"
+
+
+def test_dynamodb_body_is_read_parsed_or_raw() -> None:
+    assert _json_params({"TableName": "t"}) == {"TableName": "t"}  # moto swaps in its parsed parameters
+    assert _json_params(json.dumps({"TableName": "t"})) == {"TableName": "t"}
+    assert _json_params(json.dumps({"TableName": "t"}).encode()) == {"TableName": "t"}
+    for junk in (None, b"", "not json", "[1, 2]"):
+        assert _json_params(junk) == {}
+
+
+class _DynamoLike:
+    _authenticate_and_authorize_action = _authenticate_and_authorize_normal_action = _get_action = None
+    call_action = None
+
+
+def test_dynamodb_shape_check_accepts_the_supported_moto_and_refuses_others() -> None:
+    _check_dynamodb_shapes(SUPPORTED_MOTO, _DynamoLike)
+
+    class NoHook:
+        pass
+
+    with pytest.raises(LocalStackError, match=r"DynamoDB.*missing"):
+        _check_dynamodb_shapes("9.9.9", NoHook)
+
+    class Native(_DynamoLike):
+        _determine_resource = None
+
+    with pytest.raises(LocalStackError, match="native _determine_resource: True"):
+        _check_dynamodb_shapes(SUPPORTED_MOTO, Native)
+
+
+def test_installed_moto_has_the_dynamodb_shapes_the_patch_needs() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    from keyfan_tools.local import moto_patches
+
+    if moto_patches._applied:
+        pytest.skip("another test applied the patch in this process")
+    _check_dynamodb_shapes(SUPPORTED_MOTO, DynamoHandler)

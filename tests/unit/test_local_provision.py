@@ -27,12 +27,17 @@ def test_department_parameters_come_from_the_registry() -> None:
         name="hr", partitions=(6,), key_alias="alias/keyfan-hr", consumer_identity="keyfan-hr-consumer"
     )
     assert provision.department_parameters(
-        hr, prefix="kf", owner_role_name="kf-owner", local_principals=[RUNNER]
+        hr,
+        prefix="kf",
+        owner_role_name="kf-owner",
+        subject_key_table="kf-subject-keys",
+        local_principals=[RUNNER],
     ) == {
         "DepartmentName": "hr",
         "KeyAlias": "alias/keyfan-hr",
         "ConsumerRoleName": "keyfan-hr-consumer",
         "OwnerRoleName": "kf-owner",
+        "SubjectKeyTableName": "kf-subject-keys",
         "NamePrefix": "kf",
         "LocalPrincipalArns": RUNNER,
         "DeployCompute": "false",

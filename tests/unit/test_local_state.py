@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ def make_state(tmp_path: Path) -> StackState:
             owner_role_arn="arn:aws:iam::123456789012:role/keyfan-owner",
             owner_role_name="keyfan-owner",
             generator_role_arn="arn:aws:iam::123456789012:role/keyfan-generator",
+            subject_key_table="keyfan-subject-keys",
         ),
         departments={
             "sales": DepartmentResources(
@@ -73,6 +75,20 @@ def test_state_round_trips_with_secrets_and_mode_600(tmp_path: Path) -> None:
     assert loaded.runner.secret_access_key.get_secret_value() == "runner-secret"
     assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
     assert "runner-secret" not in repr(loaded)
+
+
+def test_a_state_saved_before_the_subject_key_table_still_loads(tmp_path: Path) -> None:
+    # so that `keyfan local down` can still stop a stack started by an older Keyfan
+    save_state(tmp_path, make_state(tmp_path))
+    path = tmp_path / "state.json"
+    data = json.loads(path.read_text())
+    del data["platform"]["subject_key_table"]
+    path.write_text(json.dumps(data))
+
+    loaded = load_state(tmp_path)
+
+    assert loaded is not None and loaded.platform is not None
+    assert loaded.platform.subject_key_table == ""
 
 
 def test_derived_addresses(tmp_path: Path) -> None:
