@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from keyfan.departments import Department, DepartmentRegistry
-from keyfan.envelope import Binding, RecordMetadata, check_context, encryption_context, open_sealed, seal
+from keyfan.envelope import (
+    Binding,
+    Body,
+    RecordMetadata,
+    SealedPersonal,
+    check_context,
+    encryption_context,
+    open_body,
+    seal,
+)
 from keyfan.exceptions import (
     AccessDenied,
     ConfigError,
@@ -63,6 +72,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AccessDenied",
     "Binding",
+    "Body",
     "ConfigError",
     "ConsumerSettings",
     "CorruptMessage",
@@ -89,6 +99,7 @@ __all__ = [
     "RecordMetadata",
     "RecordTooLarge",
     "SalesOrder",
+    "SealedPersonal",
     "StrictKmsEncryptor",
     "TamperedMessage",
     "__version__",
@@ -99,7 +110,7 @@ __all__ = [
     "mask_iban",
     "mask_name",
     "mask_phone",
-    "open_sealed",
+    "open_body",
     "parse_event",
     "partition_for",
     "record_key",

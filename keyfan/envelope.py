@@ -2,14 +2,16 @@
 
     key      pseudonym of the entity (``routing.record_key``): ordering without a plaintext identifier
     headers  plaintext routing metadata, ``keyfan-*`` (see ``RecordMetadata``); no payload values
-    value    the sealed body ``{"event_id": ..., "data": {...}}``, encrypted; ``keyfan-content`` says how:
+    value    the sealed body ``{"event_id": ..., "data": {...}, "personal": {...}}``, encrypted (``personal``:
+             the personal fields, sealed apart under the subject's key, ``keyfan.crypto.fields``);
+             ``keyfan-content`` says how the body is encrypted:
              ``keyfan-v2``  wire v2 (the default): AES-256-GCM under a KMS data key (``keyfan.crypto.wire2``)
              ``esdk``       wire v1: a standard AWS Encryption SDK message whose encryption context is the
                             low-cardinality ``{department, event_type, schema_version, topic}``
 
 ``keyfan-wire`` is ``2`` for a v2 value and ``1`` otherwise; both are readable forever. What a record claims
 in its headers (``Binding``) is bound to its value: v2 authenticates it as AAD, v1 through the encryption
-context (checked by ``check_context``) and the event id inside the ciphertext (checked by ``open_sealed``).
+context (checked by ``check_context``) and the event id inside the ciphertext (checked by ``open_body``).
 A v1 event id is inside the ciphertext rather than in the context because the SDK's data-key cache is keyed
 by the context: a per-event value there would cost one KMS call per event. A ciphertext replayed under
 another record's metadata is a ``TamperedMessage``.
@@ -17,6 +19,7 @@ another record's metadata is a ``TamperedMessage``.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -51,6 +54,10 @@ CTX_EVENT_TYPE = "event_type"
 CTX_SCHEMA_VERSION = "schema_version"
 CTX_TOPIC = "topic"
 CONTEXT_KEYS = (CTX_DEPARTMENT, CTX_EVENT_TYPE, CTX_SCHEMA_VERSION, CTX_TOPIC)
+# The subject-key table's wrapping keys carry {department, purpose: subject-keys}: the owner may Decrypt those
+# (iac/department.yaml conditions on the purpose) and never a record's data key.
+CTX_PURPOSE = "purpose"
+PURPOSE_SUBJECT_KEYS = "subject-keys"
 
 Headers = list[tuple[str, bytes]]
 
@@ -193,20 +200,51 @@ def check_context(metadata: RecordMetadata, topic: str, actual: Mapping[str, str
         )
 
 
-def seal(event: DepartmentEvent) -> bytes:
-    """The plaintext that gets encrypted: the payload with its event id bound to it."""
-    return json.dumps(
-        {"event_id": str(event.event_id), "data": event.model_dump(mode="json")["data"]},
-        separators=(",", ":"),
-    ).encode("utf-8")
+@dataclass(frozen=True, slots=True)
+class SealedPersonal:
+    """An event's personal fields, sealed under its subject's key (``keyfan.crypto.fields``), and the
+    subject's pseudonym that finds the key (``keyfan.crypto.subjects``); never the subject's id."""
+
+    subject: str
+    ciphertext: bytes
 
 
-def open_sealed(plaintext: bytes, metadata: RecordMetadata) -> dict[str, Any]:
-    """The payload inside a decrypted body, after checking that it belongs to this record."""
+@dataclass(frozen=True, slots=True)
+class Body:
+    """What a decrypted value holds: the payload without its personal fields, and those sealed apart
+    (``personal`` is None for a department without tagged fields, and for records written before them)."""
+
+    data: dict[str, Any]
+    personal: SealedPersonal | None = None
+
+
+def seal(
+    event: DepartmentEvent,
+    *,
+    data: Mapping[str, Any] | None = None,
+    personal: SealedPersonal | None = None,
+) -> bytes:
+    """The plaintext that gets encrypted: the payload (``data``: the event's own without its personal
+    fields, when they are sealed apart as ``personal``) with its event id bound to it."""
+    body: dict[str, Any] = {
+        "event_id": str(event.event_id),
+        "data": event.model_dump(mode="json")["data"] if data is None else data,
+    }
+    if personal is not None:
+        body["personal"] = {
+            "subject": personal.subject,
+            "sealed": base64.b64encode(personal.ciphertext).decode("ascii"),
+        }
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def open_body(plaintext: bytes, metadata: RecordMetadata) -> Body:
+    """The payload inside a decrypted value, after checking that it belongs to this record."""
     try:
         body = json.loads(plaintext)
         event_id, data = body["event_id"], body["data"]
-    except (ValueError, KeyError, TypeError) as exc:
+        sealed = body.get("personal")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptMessage("bad_plaintext", "decrypted body is not a sealed keyfan payload") from exc
     if event_id != metadata.event_id:
         raise TamperedMessage(
@@ -214,4 +252,12 @@ def open_sealed(plaintext: bytes, metadata: RecordMetadata) -> dict[str, Any]:
         )
     if not isinstance(data, dict):
         raise CorruptMessage("bad_plaintext", "decrypted payload is not an object")
-    return data
+    if sealed is None:
+        return Body(data)
+    try:
+        personal = SealedPersonal(
+            str(sealed["subject"]), base64.b64decode(sealed["sealed"].encode("ascii"), validate=True)
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # binascii.Error is a ValueError
+        raise CorruptMessage("bad_personal", "the sealed personal fields are malformed") from exc
+    return Body(data, personal)

@@ -84,13 +84,27 @@ class DataKeyCacheSettings(KeyfanSettings):
     cache_max_messages: PositiveInt = 1_000_000
 
 
+class SubjectKeySettings(KeyfanSettings):
+    """The subject-key table of crypto-shredding (docs/architecture.md, "Crypto-shredding")."""
+
+    subject_key_table: str = "keyfan-subject-keys"
+    # How long a process keeps a subject key (or its absence): the forget bound. After ``keyfan forget``
+    # no owner seals and no consumer opens the subject's fields with the old key past this age.
+    subject_key_max_age_seconds: float = Field(default=30.0, gt=0)
+    subject_key_cache_entries: PositiveInt = 100_000
+
+
+class ErasureSettings(KafkaSettings, SubjectKeySettings):
+    """``keyfan forget``: the key table, and the audit topic its record goes to."""
+
+
 class GeneratorSettings(KeyfanSettings):
     """The generator Lambda."""
 
     queue_url: str
 
 
-class OwnerSettings(KafkaSettings, DataKeyCacheSettings):
+class OwnerSettings(KafkaSettings, DataKeyCacheSettings, SubjectKeySettings):
     """The owner service."""
 
     queue_url: str
@@ -113,7 +127,7 @@ class OwnerSettings(KafkaSettings, DataKeyCacheSettings):
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
 
 
-class ConsumerSettings(KafkaSettings, DataKeyCacheSettings):
+class ConsumerSettings(KafkaSettings, DataKeyCacheSettings, SubjectKeySettings):
     """A department consumer."""
 
     department: str

@@ -2,21 +2,28 @@
 
 ``owner_record`` uses a real encryptor (e2e/functional: v2 or v1, with KMS); ``fake_record`` and
 ``FakeDecryptor`` give the same wire format with a transparent fake "ciphertext" (unit tests, no KMS).
+``FakeDynamoDB``, ``FakeKms`` and ``fake_subject_keys`` give the subject-key table in memory (unit tests).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError, EndpointConnectionError
+
 from keyfan.consumer.audit import AuditRecord
 from keyfan.consumer.records import RawRecord
 from keyfan.crypto import Decrypted, Encryptor
+from keyfan.crypto.keystore import SubjectKeyStore
+from keyfan.crypto.subjectkeys import SubjectKeys
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import CONTENT_ESDK, Binding, Headers, RecordMetadata, encryption_context, seal
 from keyfan.exceptions import AccessDenied, CorruptMessage, KeyServiceUnavailable, PublishFailed
@@ -44,12 +51,19 @@ class OwnerRecord:
 
 
 def owner_record(
-    encryptor: Encryptor, registry: DepartmentRegistry, event: DepartmentEvent, topic: str
+    encryptor: Encryptor,
+    registry: DepartmentRegistry,
+    event: DepartmentEvent,
+    topic: str,
+    subject_keys: SubjectKeys | None = None,
 ) -> OwnerRecord:
-    """Encrypt ``event`` the way ``keyfan.owner`` does (a real encryptor and KMS)."""
+    """Encrypt ``event`` the way ``keyfan.owner`` does (a real encryptor and KMS; with ``subject_keys``, its
+    personal fields sealed apart under the subject's key)."""
     department = registry.get(event.department)
     entity = entity_key(event)
-    encrypted = encryptor.encrypt(Binding.of_event(event, topic), seal(event))
+    binding = Binding.of_event(event, topic)
+    body = seal(event) if subject_keys is None else subject_keys.seal_body(event, binding)
+    encrypted = encryptor.encrypt(binding, body)
     headers = RecordMetadata.for_event(
         event, key_arn=encrypted.key_arn, content=encrypted.content
     ).to_headers()
@@ -171,6 +185,118 @@ class FakeDecryptor:
         if not isinstance(body, dict):
             raise CorruptMessage("bad_ciphertext", "not an object")
         return body
+
+
+def client_error(code: str, operation: str, status: int = 400) -> ClientError:
+    """A botocore ``ClientError`` as AWS answers it."""
+    return ClientError(
+        {"Error": {"Code": code, "Message": f"fake {code}"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        operation,
+    )
+
+
+class _Switches:
+    """``denied`` answers AccessDeniedException (HTTP 400), ``down`` no answer at all; ``calls`` counts."""
+
+    endpoint = "https://fake.amazonaws.com"
+
+    def __init__(self) -> None:
+        self.denied = False
+        self.down = False
+        self.calls: Counter[str] = Counter()
+
+    def _call(self, operation: str) -> None:
+        self.calls[operation] += 1
+        if self.down:
+            raise EndpointConnectionError(endpoint_url=self.endpoint)
+        if self.denied:
+            raise client_error("AccessDeniedException", operation)
+
+
+class FakeDynamoDB(_Switches):
+    """The subject-key table in memory: what ``SubjectKeyStore`` calls of a boto3 DynamoDB client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def get_item(
+        self, *, TableName: str, Key: dict[str, Any], ConsistentRead: bool = False
+    ) -> dict[str, Any]:
+        self._call("GetItem")
+        item = self.items.get(Key["pk"]["S"])
+        return {} if item is None else {"Item": dict(item)}
+
+    def put_item(
+        self, *, TableName: str, Item: dict[str, Any], ConditionExpression: str | None = None
+    ) -> dict[str, Any]:
+        self._call("PutItem")
+        pk = Item["pk"]["S"]
+        if ConditionExpression == "attribute_not_exists(pk)" and pk in self.items:
+            raise client_error("ConditionalCheckFailedException", "PutItem")
+        self.items[pk] = dict(Item)
+        return {}
+
+    def delete_item(
+        self, *, TableName: str, Key: dict[str, Any], ReturnValues: str = "NONE"
+    ) -> dict[str, Any]:
+        self._call("DeleteItem")
+        old = self.items.pop(Key["pk"]["S"], None)
+        return {"Attributes": old} if old is not None and ReturnValues == "ALL_OLD" else {}
+
+
+class FakeKms(_Switches):
+    """KMS data keys in memory: the "ciphertext blob" carries the key and its context in clear, and
+    ``decrypt`` gives the key back only under the same context."""
+
+    MAGIC = b"FAKEKMS1:"
+
+    def generate_data_key(
+        self, *, KeyId: str, KeySpec: str, EncryptionContext: dict[str, str]
+    ) -> dict[str, Any]:
+        self._call("GenerateDataKey")
+        key = os.urandom(32)
+        body = {"key_id": KeyId, "ctx": EncryptionContext, "pt": base64.b64encode(key).decode()}
+        return {"KeyId": KeyId, "Plaintext": key, "CiphertextBlob": self.MAGIC + json.dumps(body).encode()}
+
+    def decrypt(self, *, CiphertextBlob: bytes, EncryptionContext: dict[str, str]) -> dict[str, Any]:
+        self._call("Decrypt")
+        blob = bytes(CiphertextBlob)
+        if not blob.startswith(self.MAGIC):
+            raise client_error("InvalidCiphertextException", "Decrypt")
+        body = json.loads(blob[len(self.MAGIC) :])
+        if body["ctx"] != EncryptionContext:
+            raise client_error("InvalidCiphertextException", "Decrypt")
+        return {"KeyId": body["key_id"], "Plaintext": base64.b64decode(body["pt"])}
+
+
+SUBJECT_KEY_TABLE = "keyfan-subject-keys"
+OWNER_KEY_IDS = {
+    "sales": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/sales",
+    "finance": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/finance",
+}
+
+
+def fake_subject_keys(
+    *,
+    dynamodb: FakeDynamoDB | None = None,
+    kms: FakeKms | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    max_age_seconds: float = 30.0,
+    max_entries: int = 100_000,
+    key_ids: Mapping[str, str] | None = None,
+) -> SubjectKeys:
+    """``SubjectKeys`` over a ``SubjectKeyStore`` over the fakes (new ones unless given: pass the owner's
+    to a reader). ``key_ids`` is the owner's (``OWNER_KEY_IDS``); a reader passes none."""
+    store = SubjectKeyStore(
+        dynamodb=dynamodb if dynamodb is not None else FakeDynamoDB(),
+        kms=kms if kms is not None else FakeKms(),
+        table=SUBJECT_KEY_TABLE,
+        key_ids=dict(key_ids or {}),
+        max_age_seconds=max_age_seconds,
+        clock=clock,
+    )
+    return SubjectKeys(store, max_age_seconds=max_age_seconds, max_entries=max_entries, clock=clock)
 
 
 def ground_truth(events: list[DepartmentEvent]) -> dict[str, dict[str, object]]:

@@ -39,6 +39,7 @@ from keyfan.consumer.records import DeadLetterSink, RawRecord
 from keyfan.consumer.sinks import FaustAuditSink, FaustDeadLetterSink
 from keyfan.consumer.writebehind import WriteBehindTable
 from keyfan.crypto.ports import Decryptor
+from keyfan.crypto.subjectkeys import SubjectKeys
 from keyfan.departments import DepartmentRegistry
 from keyfan.exceptions import ConfigError, Interrupted
 from keyfan.kafka_auth import broker_credentials
@@ -184,12 +185,15 @@ def record_pipeline(
     dead_letters: DeadLetterSink,
     metrics_registry: CollectorRegistry | None = None,
     clock: Clock | None = None,
+    subject_keys: SubjectKeys | None = None,
 ) -> RecordPipeline:
     """A consumer's record pipeline wired from its settings: the one wiring the service and the benchmark
     share (the benchmark passes its own store, sinks and decryptors)."""
     metrics = ConsumerMetrics(settings.department, metrics_registry)
     denials = DenialMemory(settings.denial_ttl_seconds, **({"clock": clock} if clock else {}))
     metrics.watch(partial(kms_calls, decryptors), lambda: len(denials.active()))
+    if subject_keys is not None:
+        metrics.watch_key_store(subject_keys.store.table_calls)
     return RecordPipeline(
         department=settings.department,
         consumer_group=settings.consumer_group,
@@ -208,6 +212,7 @@ def record_pipeline(
             max_unexpected_attempts=settings.unexpected_max_attempts,
         ),
         dedupe_window_events=settings.dedupe_window_events,
+        subject_keys=subject_keys,
     )
 
 
@@ -234,9 +239,11 @@ def create_consumer_app(
     topic_partitions: int | None = None,
     audit: AuditSink | None = None,
     dead_letters: DeadLetterSink | None = None,
+    subject_keys: SubjectKeys | None = None,
 ) -> ConsumerApp:
     """Build a department consumer. Without ``decryptors`` it assumes ``settings.role_arn`` and builds the
-    discovery decryptors of wire v2 and v1 (network: STS); tests pass fakes (and in-memory sinks)."""
+    discovery decryptors of wire v2 and v1 and its subject keys (network: STS); tests pass fakes (and
+    in-memory sinks), and subject keys or none (personal fields then arrive withheld)."""
     if handler.department != settings.department:
         raise ConfigError(
             f"handler for {handler.department!r} cannot run as the {settings.department!r} consumer"
@@ -250,6 +257,7 @@ def create_consumer_app(
 
         identity = consumer_identity(settings)
         decryptors, principal, session = identity.decryptors, identity.principal, identity.botocore_session
+        subject_keys = identity.subject_keys
 
     app = ConsumerApp(
         settings.consumer_group,
@@ -285,6 +293,7 @@ def create_consumer_app(
         dead_letters=dead_letters or FaustDeadLetterSink(dlq_topic, settings.department),
         metrics_registry=registry,
         clock=clock,
+        subject_keys=subject_keys,
     )
     metrics, denials = pipeline.metrics, pipeline.denials
     runtime = ConsumerRuntime(

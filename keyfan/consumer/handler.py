@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from keyfan.envelope import RecordMetadata
 from keyfan.exceptions import InvalidEvent
+from keyfan.personal_data import readable_model
 
 State = dict[str, Any]
 FOREIGN_EVENTS = "foreign_events"
@@ -62,9 +63,9 @@ def count_foreign(state: State, department: str) -> State:
 
 def parse_payload(model: type[Payload], data: Mapping[str, Any], what: str) -> Payload:
     """``data`` as the department's payload ``model``; ``InvalidEvent("invalid_payload")`` if it breaks
-    the contract. Only the failing fields' locations reach the message, never their values."""
+    the contract. Personal fields that arrive shredded or withheld hold their marker strings instead. Only the failing fields' locations reach the message, never their values."""
     try:
-        return model.model_validate(data)
+        return readable_model(model, data).model_validate(data)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
         raise InvalidEvent("invalid_payload", f"{what} fails the contract at {fields}") from None

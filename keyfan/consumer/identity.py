@@ -1,4 +1,5 @@
-"""Who this consumer is and what it may decrypt: its role session and discovery decryptors (v2 and v1).
+"""Who this consumer is and what it may decrypt: its role session, discovery decryptors (v2 and v1) and
+subject keys (personal fields: the key table and KMS decide, as for records).
 
 Discovery mode on purpose: the decryptors name no key, KMS and IAM decide per data key, so granting this
 role another department's key is an IAM change that works without a restart. Both cache unwrapped data
@@ -15,6 +16,7 @@ from botocore.config import Config
 
 from keyfan.aws import botocore_session_for
 from keyfan.crypto import DataKeyCache, DataKeyDecryptor, Decryptor, DiscoveryKmsDecryptor, KmsObserver
+from keyfan.crypto.subjectkeys import SubjectKeys, subject_keys_from
 from keyfan.settings import ConsumerSettings
 
 # Our own loop retries an unavailable KMS in place, forever, with backoff; botocore should fail fast
@@ -29,6 +31,7 @@ class ConsumerIdentity:
     principal: str
     account: str
     decryptors: tuple[Decryptor, ...]
+    subject_keys: SubjectKeys
     botocore_session: botocore.session.Session  # also signs MSK IAM broker tokens
 
 
@@ -43,6 +46,7 @@ def consumer_identity(settings: ConsumerSettings) -> ConsumerIdentity:
         principal=str(who["Arn"]),
         account=str(who["Account"]),
         decryptors=consumer_decryptors(settings, tuple(accounts), botocore_session=core),
+        subject_keys=subject_keys_from(settings, botocore_session=core),
         botocore_session=core,
     )
 

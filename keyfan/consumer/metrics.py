@@ -42,6 +42,7 @@ class ConsumerMetrics:
         self.retries = 0
         self.redelivered = 0
         self._kms_calls: Callable[[], Mapping[str, int]] = dict
+        self._key_store_calls: Callable[[], Mapping[str, int]] = dict
 
     def watch(self, kms_calls: Callable[[], Mapping[str, int]], denied_keys: Callable[[], int]) -> None:
         """Expose figures owned elsewhere (the decryptor's KMS observer, the denial memory), read at
@@ -61,6 +62,18 @@ class ConsumerMetrics:
             ["department"],
             registry=self.registry,
         ).labels(self.department).set_function(denied_keys)
+
+    def watch_key_store(self, calls: Callable[[], Mapping[str, int]]) -> None:
+        """Expose the subject-key table's calls (``SubjectKeyStore.table_calls``), read at scrape time."""
+        self._key_store_calls = calls
+        self.registry.register(
+            KmsCallsCollector(
+                calls,
+                name="keyfan_consumer_key_store_calls",
+                documentation="Subject-key table (DynamoDB) calls made by this consumer",
+                labels={"department": self.department},
+            )
+        )
 
     def outcome(self, outcome: Outcome, reason: str) -> None:
         self._records.labels(self.department, outcome.value, reason).inc()
@@ -88,5 +101,6 @@ class ConsumerMetrics:
             "retries": self.retries,
             "redelivered": self.redelivered,
             "kms_calls": self.kms_calls,
+            "key_store_calls": sum(self._key_store_calls().values()),
             "reasons": dict(sorted(self.reasons.items())),
         }

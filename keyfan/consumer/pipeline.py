@@ -10,8 +10,9 @@ Order of checks, cheapest first (and no KMS call for a record that cannot be dec
     position (redelivered -> audit, done; gap -> back to the agent) -> headers -> a decryptor for the
     record's content -> partition belongs to the record's department -> key ARNs of the value (no KMS)
     -> remembered denial? -> decrypt (inline under a cached data key; KMS in a thread) -> encryption
-    context vs headers -> event id inside vs headers -> entity routes to this partition -> event id
-    already applied elsewhere (duplicate)? -> handler -> audit -> event id + slot
+    context vs headers -> event id inside vs headers -> personal fields (under the subject's key: open,
+    shredded or withheld) -> entity routes to this partition -> event id already applied elsewhere
+    (duplicate)? -> handler -> audit -> event id + slot
 
 Retries: an outage (KMS, broker) is retried in place without bound; anything unexpected is retried
 ``RetryPolicy.max_unexpected_attempts`` times, then dead-lettered as ``unexpected_<Type>``. A rebalance or
@@ -24,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from keyfan.consumer.audit import AuditRecord, AuditSink
 from keyfan.consumer.dedupe import EventWindow, capacity_per_partition
@@ -36,9 +37,10 @@ from keyfan.consumer.metrics import ConsumerMetrics
 from keyfan.consumer.outcomes import Classification, Outcome, classify, unexpected_reason
 from keyfan.consumer.position import OUTCOMES, POSITION, STATE, Arrival, Gap, advanced, arrival, new_slot
 from keyfan.consumer.records import DeadLetterSink, RawRecord
-from keyfan.crypto.ports import Decrypted, Decryptor
+from keyfan.crypto.ports import Decryptor
+from keyfan.crypto.subjectkeys import Access, Personal, SubjectKeys
 from keyfan.departments import DepartmentRegistry
-from keyfan.envelope import RecordMetadata, check_context, open_sealed
+from keyfan.envelope import Binding, RecordMetadata, SealedPersonal, check_context, open_body
 from keyfan.exceptions import (
     AccessDenied,
     CorruptMessage,
@@ -56,21 +58,33 @@ logger = logging.getLogger("keyfan.consumer")
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-RunBlocking = Callable[[Callable[[], Decrypted]], Awaitable[Decrypted]]
+
+
+class RunBlocking(Protocol):
+    """Runs a blocking call off the event loop (a thread in the services; inline in some unit tests)."""
+
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
+
 
 # Outages retried in place without a count limit (the record must not be skipped), no jitter (one agent).
 DEFAULT_RETRY = RetryPolicy(initial_seconds=0.2, max_seconds=5.0)
 
 REDELIVERED = Classification(Outcome.DUPLICATE, "redelivered")
 DUPLICATE_EVENT = Classification(Outcome.DUPLICATE, "duplicate_event")
+# A record whose personal fields the handler got as markers: applied and counted, its reason says why.
+PERSONAL_VERDICTS = {
+    Access.OPEN: classify(None),
+    Access.SHREDDED: Classification(Outcome.DECRYPTED, "subject_shredded"),
+    Access.WITHHELD: Classification(Outcome.DECRYPTED, "personal_withheld"),
+}
 
 
 class _RememberedDenial(AccessDenied):
     """A denial answered from the denial memory, without calling KMS."""
 
 
-async def _to_thread(fn: Callable[[], Decrypted]) -> Decrypted:
-    # KMS calls and SDK messages block; keep the event loop (heartbeats, web, commits) responsive.
+async def _to_thread(fn: Callable[[], T]) -> T:
+    # KMS calls, key-table reads and SDK messages block; keep the event loop (heartbeats, web, commits) responsive.
     return await asyncio.to_thread(fn)
 
 
@@ -95,7 +109,10 @@ class RecordPipeline:
         dedupe_window_events: int = 100_000,
         sleep: Sleep = asyncio.sleep,
         run_blocking: RunBlocking = _to_thread,
+        subject_keys: SubjectKeys | None = None,
     ) -> None:
+        """``subject_keys``: where personal fields sealed apart are opened; ``None`` (no key table) gives
+        the handler every such field as ``WITHHELD``."""
         self.department = department
         self.consumer_group = consumer_group
         self.principal = principal
@@ -114,6 +131,7 @@ class RecordPipeline:
         self.log_start: dict[int, int] = {}
         self._sleep = sleep
         self._run_blocking = run_blocking
+        self.subject_keys = subject_keys
         self._interruption = Interruption()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -237,7 +255,11 @@ class RecordPipeline:
                     self._run_blocking(partial(decryptor.decrypt, record.value, binding))
                 )
             check_context(metadata, record.topic, decrypted.encryption_context)
-            data = open_sealed(decrypted.plaintext, metadata)
+            body = open_body(decrypted.plaintext, metadata)
+            data, verdict = body.data, PERSONAL_VERDICTS[Access.OPEN]
+            if body.personal is not None:
+                personal = await self._personal(binding, body.personal)
+                data, verdict = personal.merged(metadata.department, data), PERSONAL_VERDICTS[personal.access]
             check_entity_routing(
                 self.registry.get(metadata.department),
                 entity_key_of(metadata.department, data, metadata.event_id),
@@ -252,7 +274,6 @@ class RecordPipeline:
         except (CorruptMessage, InvalidEvent) as exc:
             key_arn = metadata.key_arn if metadata else (key_arns[0] if key_arns else None)
             return await self._dead_letter(record, slot, metadata, key_arn, classify(exc), exc)
-        verdict = classify(None)
         await self._audit(record, metadata, decrypted.key_arn, verdict, self.principal)
         self.events.remember(metadata.event_id, record.partition, record.offset)  # before the slot
         self.store[str(record.partition)] = advanced(slot, record.offset, verdict.outcome.value, new_state)
@@ -262,6 +283,17 @@ class RecordPipeline:
             where = {"partition": record.partition, "offset": record.offset, "event_id": metadata.event_id}
             log_event(logger, logging.DEBUG, "record_decrypted", **where, **hint)
         return verdict
+
+    async def _personal(self, binding: Binding, sealed: SealedPersonal) -> Personal:
+        """The record's personal fields: inline when the subject's key is cached, else from the key table
+        in a thread (an outage there is retried like a KMS outage)."""
+        keys = self.subject_keys
+        if keys is None:
+            return Personal(Access.WITHHELD)
+        opened = keys.open_cached(binding, sealed)
+        if opened is None:
+            opened = await self._interruption.race(self._run_blocking(partial(keys.open, binding, sealed)))
+        return opened
 
     # -- outcomes -------------------------------------------------------------------------------
     async def _redelivered(self, record: RawRecord) -> Classification:

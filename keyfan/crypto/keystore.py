@@ -1,7 +1,7 @@
-"""The subject-key table for crypto-shredding (issue 12, started): DynamoDB below, ``subjects`` above.
+"""The subject-key table for crypto-shredding: DynamoDB below, ``subjects`` above, ``subjectkeys`` (the
+caches the services use) on top.
 
-Built and tested against moto with IAM on; **not yet used by the services** (the owner does not seal
-personal fields yet). One table holds, per department:
+One table holds, per department:
 
     pk = "<department>#wrapping"      key = the department's wrapping key, as KMS's CiphertextBlob
     pk = "<department>#<pseudonym>"   key = a subject key wrapped under the wrapping key (``subjects``)
@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyfan.crypto.subjects import WrappingKey
-from keyfan.envelope import CTX_DEPARTMENT
+from keyfan.envelope import CTX_DEPARTMENT, CTX_PURPOSE, PURPOSE_SUBJECT_KEYS
 from keyfan.exceptions import AccessDenied, ConfigError, CorruptMessage, KeyServiceUnavailable
 
 Clock = Callable[[], float]
@@ -44,6 +45,12 @@ _OUTAGE = {
     "InternalServerError",
     "ServiceUnavailable",
 }
+
+
+def _wrapping_context(department: str) -> dict[str, str]:
+    """A wrapping key's encryption context: the department (what consumers' grants check) and its purpose
+    (what the owner's Decrypt grant checks, so the owner can unwrap wrapping keys but not records' keys)."""
+    return {CTX_DEPARTMENT: department, CTX_PURPOSE: PURPOSE_SUBJECT_KEYS}
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -83,38 +90,94 @@ class SubjectKeyStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._wrapping: dict[str, tuple[WrappingKey, float]] = {}
+        self._loaders: dict[str, threading.Lock] = {}
+        self._calls: Counter[str] = Counter()  # table calls by operation (what keys cost in DynamoDB)
+
+    def table_calls(self) -> dict[str, int]:
+        """DynamoDB calls made so far, by operation (``GetItem``, ``PutItem``, ``DeleteItem``)."""
+        with self._lock:
+            return dict(self._calls)
+
+    def _count(self, operation: str) -> None:
+        with self._lock:
+            self._calls[operation] += 1
 
     # -- wrapping keys (one KMS call per department per cache age) ------------------------------
-    def wrapping_key(self, department: str) -> WrappingKey:
+    def cached_wrapping_key(self, department: str) -> WrappingKey | None:
+        """The department's wrapping key if this process holds it, fresh; ``None``: ``wrapping_key`` must
+        ask the table and KMS (it blocks)."""
         with self._lock:
             cached = self._wrapping.get(department)
             if cached is not None and self._clock() - cached[1] < self._max_age:
                 return cached[0]
-        blob = self._get(f"{department}#{WRAPPING}")
-        if blob is None:
-            blob = self._create_wrapping_key(department)
-        key = self._unwrap_with_kms(department, blob)
+        return None
+
+    def wrapping_key(self, department: str) -> WrappingKey:
+        """The department's wrapping key, made on first use (by the owner: it alone has ``key_ids``)."""
+        cached = self.cached_wrapping_key(department)
+        if cached is not None:
+            return cached
+        with self._loading(department):  # concurrent first uses make one KMS call, not one each
+            cached = self.cached_wrapping_key(department)
+            if cached is not None:
+                return cached
+            blob = self._get(f"{department}#{WRAPPING}")
+            key = (
+                self._create_wrapping_key(department)
+                if blob is None
+                else self._unwrap_with_kms(department, blob)
+            )
+            return self._cached_as_wrapping(department, key)
+
+    def _existing_wrapping_key(self, department: str) -> WrappingKey | None:
+        """A reader's ``wrapping_key``: ``None`` if the department has none (nothing to read under it)."""
+        cached = self.cached_wrapping_key(department)
+        if cached is not None:
+            return cached
+        with self._loading(department):
+            cached = self.cached_wrapping_key(department)
+            if cached is not None:
+                return cached
+            blob = self._get(f"{department}#{WRAPPING}")
+            return (
+                None
+                if blob is None
+                else self._cached_as_wrapping(department, self._unwrap_with_kms(department, blob))
+            )
+
+    def _loading(self, department: str) -> threading.Lock:
+        """The department's lock, held across the table and KMS calls that load its wrapping key."""
+        with self._lock:
+            return self._loaders.setdefault(department, threading.Lock())
+
+    def _cached_as_wrapping(self, department: str, key: WrappingKey) -> WrappingKey:
         with self._lock:
             self._wrapping[department] = (key, self._clock())
         return key
 
-    def _create_wrapping_key(self, department: str) -> bytes:
+    def _create_wrapping_key(self, department: str) -> WrappingKey:
+        """A new wrapping key, stored KMS-wrapped; if another owner stored one first, that one (unwrapped)."""
         key_id = self._key_ids.get(department)
         if key_id is None:
             raise ConfigError(f"no wrapping key for {department!r}, and this store may not create one")
         try:
             made = self._kms.generate_data_key(
-                KeyId=key_id, KeySpec="AES_256", EncryptionContext={CTX_DEPARTMENT: department}
+                KeyId=key_id, KeySpec="AES_256", EncryptionContext=_wrapping_context(department)
             )
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, "KMS GenerateDataKey") from exc
         blob = bytes(made["CiphertextBlob"])
-        del made  # the plaintext lives on only once unwrapped, inside WrappingKey's derivations
-        return self._put_new(f"{department}#{WRAPPING}", blob)
+        try:
+            mine = WrappingKey(bytes(made["Plaintext"]), department=department)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"KMS key {key_id!r} gave a wrapping key that is not 256 bits") from exc
+        del made  # the plaintext lives on only inside WrappingKey's derivations
+        stored = self._put_new(f"{department}#{WRAPPING}", blob)
+        return mine if stored == blob else self._unwrap_with_kms(department, stored)
 
     def _unwrap_with_kms(self, department: str, blob: bytes) -> WrappingKey:
         try:
-            answer = self._kms.decrypt(CiphertextBlob=blob, EncryptionContext={CTX_DEPARTMENT: department})
+            answer = self._kms.decrypt(CiphertextBlob=blob, EncryptionContext=_wrapping_context(department))
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, "KMS Decrypt of the wrapping key") from exc
         try:
@@ -125,12 +188,21 @@ class SubjectKeyStore:
     # -- subject keys (no KMS call) -------------------------------------------------------------
     def subject_key(self, department: str, subject: str, *, create: bool = False) -> bytes | None:
         """The subject's key; ``None`` if it has none (forgotten, or never seen) and ``create`` is false."""
-        wrapping = self.wrapping_key(department)
-        who = wrapping.pseudonym(subject)
+        return self.key_of_pseudonym(
+            department, self.wrapping_key(department).pseudonym(subject), create=create
+        )
+
+    def key_of_pseudonym(self, department: str, who: str, *, create: bool = False) -> bytes | None:
+        """``subject_key`` by the subject's pseudonym: what a consumer has (records carry no subject id).
+
+        A reader asks the table first: a forgotten subject then costs no KMS call. A department whose
+        wrapping key is gone has no readable subject key at all (``None``: all of it is shredded)."""
         wrapped = self._get(f"{department}#{who}")
+        if not create:
+            reading = None if wrapped is None else self._existing_wrapping_key(department)
+            return None if wrapped is None or reading is None else reading.unwrap(who, wrapped)
+        wrapping = self.wrapping_key(department)
         if wrapped is None:
-            if not create:
-                return None
             wrapped = self._put_new(f"{department}#{who}", wrapping.wrap(who, wrapping.new_subject_key()))
         return wrapping.unwrap(who, wrapped)
 
@@ -138,6 +210,7 @@ class SubjectKeyStore:
         """Delete the subject's key; whether it had one. Its personal fields are unreadable from then on
         (after consumers' cache age), in every record, past and future."""
         who = self.wrapping_key(department).pseudonym(subject)
+        self._count("DeleteItem")
         try:
             gone = self._dynamodb.delete_item(
                 TableName=self._table, Key={"pk": {"S": f"{department}#{who}"}}, ReturnValues="ALL_OLD"
@@ -148,6 +221,7 @@ class SubjectKeyStore:
 
     # -- the table --------------------------------------------------------------------------------
     def _get(self, pk: str) -> bytes | None:
+        self._count("GetItem")
         try:
             item = self._dynamodb.get_item(
                 TableName=self._table, Key={"pk": {"S": pk}}, ConsistentRead=True
@@ -158,6 +232,7 @@ class SubjectKeyStore:
 
     def _put_new(self, pk: str, value: bytes) -> bytes:
         """Store ``value`` unless an entry exists; the entry that won either way."""
+        self._count("PutItem")
         try:
             self._dynamodb.put_item(
                 TableName=self._table,

@@ -1,6 +1,6 @@
-"""Subject keys for crypto-shredding (issue 12, started): the key hierarchy below KMS. Pure, no I/O.
+"""Subject keys for crypto-shredding: the key hierarchy below KMS. Pure, no I/O.
 
-Planned flow (docs/architecture.md, "Crypto-shredding"): each department has a *wrapping key*, a KMS data key
+The flow (docs/architecture.md, "Crypto-shredding"): each department has a *wrapping key*, a KMS data key
 kept KMS-wrapped in the key table and unwrapped once per process; each subject (the person an event is about)
 has a random 256-bit *subject key*, kept in the same table wrapped under the department's wrapping key. So a
 subject key costs no KMS call, and reading one still needs ``kms:Decrypt`` on the department key. Deleting a

@@ -11,7 +11,7 @@ ports adapters ``keyfan.crypto.v2``. Layout, all integers big-endian (docs/archi
     12 bytes                        nonce (random per record)
     rest                            AES-256-GCM ciphertext followed by its 16-byte tag
 
-Everything after ``kind`` belongs to kind 0x01; another kind (per-subject keys are planned) defines its own
+Everything after ``kind`` belongs to kind 0x01; another kind would define its own
 key reference and may reuse the rest.
 
 Per data key (once, then cached with it): HKDF-SHA-512 over the 32-byte data key, with a fixed salt and two
@@ -53,7 +53,7 @@ from keyfan.envelope import Binding
 from keyfan.exceptions import CorruptMessage, TamperedMessage
 
 WIRE_VERSION = 0x02
-KIND_KMS_DATA_KEY = 0x01  # a department data key wrapped by KMS; other kinds (per-subject keys) come later
+KIND_KMS_DATA_KEY = 0x01  # a department data key wrapped by KMS (personal fields travel inside the body)
 
 DATA_KEY_BYTES = 32
 COMMITMENT_BYTES = 32

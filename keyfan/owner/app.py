@@ -22,6 +22,7 @@ from faust.exceptions import ProducerSendError
 
 from keyfan.aws import botocore_session_for
 from keyfan.crypto import Encryptor, KmsObserver, SessionDataKeys, SessionKeyEncryptor, StrictKmsEncryptor
+from keyfan.crypto.subjectkeys import SubjectKeys, subject_keys_from
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import Headers
 from keyfan.exceptions import PublishFailed
@@ -105,9 +106,11 @@ def owner_runner(
     queue: WorkQueue,
     dead_letters: DeadLetterQueue,
     metrics: OwnerMetrics,
+    subject_keys: SubjectKeys | None,
 ) -> OwnerRunner:
     """The owner's pipeline and pollers wired from its settings: the one wiring the service and the
-    benchmark share (the benchmark passes its own encryptor, publisher and queues)."""
+    benchmark share (the benchmark passes its own encryptor, publisher and queues, and no subject keys for
+    its plaintext twin)."""
     pipeline = OwnerPipeline(
         registry=registry,
         encryptor=encryptor,
@@ -124,6 +127,7 @@ def owner_runner(
             jitter=True,
         ),
         metrics=metrics,
+        subject_keys=subject_keys,
     )
     return OwnerRunner(
         pipeline,
@@ -172,6 +176,7 @@ class OwnerService(mode.Service):
                 "departments": list(registry.names),
                 "topic": settings.topic,
                 "wire": settings.wire,
+                "subject_key_table": settings.subject_key_table,
             },
         )
         return owner_runner(
@@ -182,6 +187,7 @@ class OwnerService(mode.Service):
             queue=queue,
             dead_letters=SqsQueue(sqs, settings.dlq_url),
             metrics=self.metrics,
+            subject_keys=subject_keys_from(settings, botocore_session=core, key_ids=key_arns),
         )
 
     async def on_start(self) -> None:

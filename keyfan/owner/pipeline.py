@@ -31,6 +31,7 @@ import traceback
 from enum import StrEnum
 
 from keyfan.crypto import Encrypted, Encryptor
+from keyfan.crypto.subjectkeys import SubjectKeys
 from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import Binding, RecordMetadata, seal
 from keyfan.exceptions import (
@@ -40,7 +41,7 @@ from keyfan.exceptions import (
     PublishFailed,
     QueueUnavailable,
 )
-from keyfan.models import entity_key
+from keyfan.models import DepartmentEvent, entity_key
 from keyfan.owner.deletes import DeleteBatcher
 from keyfan.owner.metrics import OwnerMetrics
 from keyfan.owner.ports import DeadLetterQueue, Publisher, WorkQueue
@@ -86,9 +87,13 @@ class OwnerPipeline:
         visibility_timeout: int = 30,
         retry: RetryPolicy | None = None,
         metrics: OwnerMetrics | None = None,
+        subject_keys: SubjectKeys | None = None,
     ) -> None:
+        """``subject_keys``: personal fields are sealed apart under their subject's key (crypto-shredding);
+        ``None`` keeps the whole payload under the department key (unit tests, the plaintext benchmark)."""
         self.registry = registry
         self.encryptor = encryptor
+        self.subject_keys = subject_keys
         self.publisher = publisher
         self.queue = queue
         self.dead_letters = dead_letters
@@ -169,6 +174,15 @@ class OwnerPipeline:
         async with self._encrypt_locks[binding.department]:
             return await asyncio.to_thread(self.encryptor.encrypt, binding, plaintext)
 
+    async def _plaintext(self, event: DepartmentEvent, binding: Binding) -> bytes:
+        """The body to encrypt, its personal fields first sealed apart under the subject's key: inline when
+        the key is at hand, in a thread when the key table (or KMS, for the wrapping key) must be asked."""
+        keys = self.subject_keys
+        if keys is None:
+            return seal(event)
+        body = keys.seal_body_cached(event, binding)
+        return body if body is not None else await asyncio.to_thread(keys.seal_body, event, binding)
+
     async def _handle(self, message: QueueMessage) -> MessageOutcome:
         try:
             event = parse_event(message.body, self.registry, max_bytes=self.max_body_bytes)
@@ -184,11 +198,11 @@ class OwnerPipeline:
         partition = partition_for(department, entity)
         key = record_key(department, entity)
         binding = Binding.of_event(event, self.topic)
-        plaintext = seal(event)
         attempt = 0
         while True:
             attempt += 1
             try:
+                plaintext = await self._plaintext(event, binding)
                 encrypted = await self._encrypt(binding, plaintext)
                 headers = RecordMetadata.for_event(
                     event, key_arn=encrypted.key_arn, produced_at=time.time(), content=encrypted.content
@@ -202,9 +216,10 @@ class OwnerPipeline:
                 )
                 break
             except AccessDenied as exc:
-                # Not a payload problem: the owner role cannot use this key. Leave it to SQS's redrive.
+                # Not a payload problem: the owner role cannot use this key (or the subject-key table).
+                # Leave it to SQS's redrive.
                 log.error(
-                    "KMS denied the owner: check the owner role's key permissions",
+                    "KMS or the key table denied the owner: check the owner role's permissions",
                     extra={
                         "message_id": message.message_id,
                         "department": department.name,

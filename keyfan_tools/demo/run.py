@@ -23,8 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.identity import consumer_decryptors
+from keyfan.crypto.subjectkeys import subject_keys_from
 from keyfan.departments import DepartmentRegistry
-from keyfan.envelope import RecordMetadata, check_context, open_sealed
+from keyfan.envelope import RecordMetadata, check_context, open_body
 from keyfan.exceptions import AccessDenied, KeyfanError
 from keyfan.logs import configure_logging
 from keyfan.settings import ConsumerSettings
@@ -142,7 +143,9 @@ def _sample(stack: LocalStack, registry: DepartmentRegistry, department: str) ->
     for reader in registry:
         session = stack.session_for(reader.name)
         account_id = str(session.client("sts").get_caller_identity()["Account"])
-        settings = ConsumerSettings.model_construct(department=reader.name)
+        settings = ConsumerSettings.model_construct(
+            department=reader.name, subject_key_table=stack.env()["KEYFAN_SUBJECT_KEY_TABLE"]
+        )
         decryptors = consumer_decryptors(settings, (account_id,), botocore_session=session._session)
         decryptor = next(d for d in decryptors if d.content == metadata.content)
         try:
@@ -151,7 +154,12 @@ def _sample(stack: LocalStack, registry: DepartmentRegistry, department: str) ->
             denied[reader.name] = f"{exc} for {exc.principal or reader.name} on {exc.key_arn}"
             continue
         check_context(metadata, topic, decrypted.encryption_context)
-        data = open_sealed(decrypted.plaintext, metadata)
+        body = open_body(decrypted.plaintext, metadata)
+        data = body.data
+        if body.personal is not None:
+            keys = subject_keys_from(settings, botocore_session=session._session)
+            personal = keys.open(metadata.binding(topic), body.personal)
+            data = personal.merged(metadata.department, data)
         handler = consumer_handler(reader.name)
         views[reader.name] = dict(handler.hint(metadata, data)) if handler else {"decrypted": "yes"}
     return Sample(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from keyfan.crypto.subjectkeys import subject_keys_from
 from keyfan.departments import DepartmentRegistry
 from keyfan.owner import owner_encryptor
 from keyfan.settings import OwnerSettings, WireName
@@ -59,16 +60,16 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 
 def _world(stack: LocalStack, wire: WireName) -> World:
     env = stack.env()
-    encryptor = owner_encryptor(
-        OwnerSettings.model_construct(wire=wire),  # the owner's defaults, on ``wire``
-        {"sales": env["KEYFAN_SALES_KEY_ARN"], "finance": env["KEYFAN_FINANCE_KEY_ARN"]},
-        botocore_session=stack.botocore_session_for("owner"),
-    )
+    # the owner's defaults, on ``wire``, with the stack's key table
+    settings = OwnerSettings.model_construct(wire=wire, subject_key_table=env["KEYFAN_SUBJECT_KEY_TABLE"])
+    keys = {"sales": env["KEYFAN_SALES_KEY_ARN"], "finance": env["KEYFAN_FINANCE_KEY_ARN"]}
+    session = stack.botocore_session_for("owner")
     return World(
         stack=stack,
         registry=DepartmentRegistry.load(REPO / "departments.toml"),
-        encryptor=encryptor,
+        encryptor=owner_encryptor(settings, keys, botocore_session=session),
         bootstrap=stack.bootstrap_servers,
+        subject_keys=subject_keys_from(settings, botocore_session=session, key_ids=keys),
     )
 
 

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from keyfan.crypto import Encryptor
+from keyfan.crypto.subjectkeys import SubjectKeys
 from keyfan.departments import DepartmentRegistry
 from keyfan.models import DepartmentEvent
 from keyfan_tools.local import LocalStack
@@ -163,9 +164,13 @@ class World:
     registry: DepartmentRegistry
     encryptor: Encryptor
     bootstrap: str
+    # The owner's subject keys: personal fields sealed apart, as the owner service seals them.
+    subject_keys: SubjectKeys | None = None
 
     def records(self, events: list[DepartmentEvent], topic: str) -> list[OwnerRecord]:
-        return [owner_record(self.encryptor, self.registry, event, topic) for event in events]
+        return [
+            owner_record(self.encryptor, self.registry, event, topic, self.subject_keys) for event in events
+        ]
 
 
 def wait_committed(

@@ -10,10 +10,12 @@ from keyfan.envelope import (
     CONTEXT_KEYS,
     H_EVENT_ID,
     H_VERSION,
+    Body,
     RecordMetadata,
+    SealedPersonal,
     check_context,
     encryption_context,
-    open_sealed,
+    open_body,
     seal,
 )
 from keyfan.exceptions import CorruptMessage, TamperedMessage
@@ -48,13 +50,14 @@ def test_seal_binds_the_event_id_and_open_checks_it():
     sales, finance = EVENTS[0], EVENTS[1]
     sealed = seal(sales)
     assert (
-        open_sealed(sealed, RecordMetadata.for_event(sales, key_arn=KEY))
+        open_body(sealed, RecordMetadata.for_event(sales, key_arn=KEY)).data
         == json.loads(sales.model_dump_json())["data"]
     )
+    assert open_body(sealed, RecordMetadata.for_event(sales, key_arn=KEY)).personal is None
     with pytest.raises(TamperedMessage):
-        open_sealed(sealed, RecordMetadata.for_event(finance, key_arn=KEY))
+        open_body(sealed, RecordMetadata.for_event(finance, key_arn=KEY))
     with pytest.raises(CorruptMessage):
-        open_sealed(b"not json", RecordMetadata.for_event(sales, key_arn=KEY))
+        open_body(b"not json", RecordMetadata.for_event(sales, key_arn=KEY))
 
 
 def test_check_context_refuses_a_context_that_disagrees_with_the_headers():
@@ -77,3 +80,28 @@ def test_check_context_refuses_a_context_that_disagrees_with_the_headers():
 def test_bad_headers_are_corrupt(headers):
     with pytest.raises(CorruptMessage):
         RecordMetadata.from_headers(headers)
+
+
+def test_personal_fields_travel_sealed_apart_inside_the_body():
+    sales = EVENTS[0]
+    metadata = RecordMetadata.for_event(sales, key_arn=KEY)
+    personal = SealedPersonal("ab" * 32, b"\x01sealed-bytes")
+    body = open_body(seal(sales, data={"region": "eu"}, personal=personal), metadata)
+    assert body == Body({"region": "eu"}, personal)
+
+
+@pytest.mark.parametrize(
+    "personal",
+    [
+        "not an object",
+        {"subject": "ab" * 32},
+        {"subject": "ab" * 32, "sealed": "***not base64***"},
+        {"subject": "ab" * 32, "sealed": 7},
+    ],
+)
+def test_a_malformed_personal_part_is_corrupt(personal: object):
+    sales = EVENTS[0]
+    body = json.dumps({"event_id": str(sales.event_id), "data": {}, "personal": personal}).encode()
+    with pytest.raises(CorruptMessage) as caught:
+        open_body(body, RecordMetadata.for_event(sales, key_arn=KEY))
+    assert caught.value.reason in {"bad_personal", "bad_plaintext"}
