@@ -60,3 +60,19 @@ def broker_credentials(
     return OAuthCredentials(
         oauth_cb=MskIamTokenProvider(settings.region, session), ssl_context=ssl.create_default_context()
     )
+
+
+def aiokafka_options(settings: KafkaSettings, session: botocore.session.Session | None) -> dict[str, Any]:
+    """Connection options of a plain aiokafka client (not Faust) for the same broker and authentication."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers.split(",")}
+    if settings.kafka_auth == "none":
+        return options
+    if session is None:
+        raise ValueError("MSK IAM authentication needs the caller's botocore session")
+    return {
+        **options,
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "OAUTHBEARER",
+        "sasl_oauth_token_provider": MskIamTokenProvider(settings.region, session),
+        "ssl_context": ssl.create_default_context(),
+    }

@@ -11,7 +11,7 @@ import click
 
 # The modules, not their commands: ``keyfan_tools.cli.consumer`` stays the module (a command of the same name
 # imported here would shadow it).
-from keyfan_tools.cli import bench, consumer, demo, generate, local
+from keyfan_tools.cli import bench, consumer, demo, forget, generate, local
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +19,7 @@ def cli() -> None:
     """Keyfan: one shared Kafka topic, per-department KMS keys."""
 
 
-for _command in (local.local, generate.generate, consumer.consumer, demo.demo, bench.bench):
+for _command in (local.local, generate.generate, consumer.consumer, forget.forget, demo.demo, bench.bench):
     cli.add_command(_command)
 
 
