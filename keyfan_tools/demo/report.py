@@ -25,10 +25,12 @@ class Sample(BaseModel):
     offset: int
     event_id: str
     ciphertext_bytes: int
-    ciphertext_preview: str  # hex of the first bytes of the Encryption SDK message
+    ciphertext_preview: str  # hex of the first bytes of the value
     key_arn: str
     owner_view: Mapping[str, str]  # masked hints, as the owning department's consumer sees them
     denied: Mapping[str, str]  # other department -> the AccessDenied message KMS gave it
+    forgotten: str | None = None  # the record's subject, masked, once `keyfan forget` erased it
+    after_forget: Mapping[str, str] = Field(default_factory=dict)  # the owner view after that
 
 
 class DemoReport(BaseModel):
@@ -103,16 +105,21 @@ def render(report: DemoReport) -> str:
             f"{sample.partition}, offset {sample.offset}, department {sample.department}):",
             f"  event id     {sample.event_id}",
             f"  KMS key      {sample.key_arn}",
-            f"  value        {sample.ciphertext_bytes} bytes of Encryption SDK ciphertext: "
-            f"{sample.ciphertext_preview}…",
+            f"  value        {sample.ciphertext_bytes} bytes of ciphertext: {sample.ciphertext_preview}…",
             f"The same record decrypted by {sample.department} (masked):",
             *(f"  {field:<12} {value}" for field, value in sample.owner_view.items()),
             *(
                 f"The same record as {other} sees it: AccessDenied: {message}"
                 for other, message in sample.denied.items()
             ),
-            "",
         ]
+        if sample.forgotten is not None:
+            lines += [
+                f"After `keyfan forget --department {sample.department} --subject {sample.forgotten}`, "
+                f"the same record decrypted by {sample.department}:",
+                *(f"  {field:<12} {value}" for field, value in sample.after_forget.items()),
+            ]
+        lines.append("")
     lines.append(f"{'Department':<12} {'generated':>10} {'published':>10}  partitions")
     for name in report.generated:
         parts = ",".join(str(p) for p in report.partitions.get(name, []))

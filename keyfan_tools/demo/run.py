@@ -28,6 +28,8 @@ from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import RecordMetadata, check_context, open_body
 from keyfan.exceptions import AccessDenied, KeyfanError
 from keyfan.logs import configure_logging
+from keyfan.masking import mask_tail
+from keyfan.personal_data import SHREDDED, subject_of
 from keyfan.settings import ConsumerSettings
 from keyfan_tools.demo.report import ConsumerCounts, DemoReport, Sample, account, settled
 from keyfan_tools.local.services import ServiceProcess, start_service
@@ -131,8 +133,11 @@ async def _first_record(bootstrap: str, topic: str, partitions: tuple[int, ...])
         await consumer.stop()
 
 
-def _sample(stack: LocalStack, registry: DepartmentRegistry, department: str) -> Sample | None:
-    """Read one of ``department``'s records and let every department try to decrypt it."""
+def _sample(
+    stack: LocalStack, registry: DepartmentRegistry, department: str
+) -> tuple[Sample, str | None] | None:
+    """Read one of ``department``'s records and let every department try to decrypt it; also the record's
+    subject (for the erasure step; never rendered)."""
     topic = stack.topics.events
     record = asyncio.run(_first_record(stack.bootstrap_servers, topic, registry.get(department).partitions))
     if record is None:
@@ -140,6 +145,7 @@ def _sample(stack: LocalStack, registry: DepartmentRegistry, department: str) ->
     metadata = RecordMetadata.from_headers(record.headers)
     views: dict[str, dict[str, str]] = {}
     denied: dict[str, str] = {}
+    subject: str | None = None
     for reader in registry:
         session = stack.session_for(reader.name)
         account_id = str(session.client("sts").get_caller_identity()["Account"])
@@ -160,9 +166,11 @@ def _sample(stack: LocalStack, registry: DepartmentRegistry, department: str) ->
             keys = subject_keys_from(settings, botocore_session=session._session)
             personal = keys.open(metadata.binding(topic), body.personal)
             data = personal.merged(metadata.department, data)
+        if reader.name == department:
+            subject = subject_of(department, data)
         handler = consumer_handler(reader.name)
         views[reader.name] = dict(handler.hint(metadata, data)) if handler else {"decrypted": "yes"}
-    return Sample(
+    sample = Sample(
         department=department,
         partition=record.partition,
         offset=record.offset,
@@ -173,6 +181,40 @@ def _sample(stack: LocalStack, registry: DepartmentRegistry, department: str) ->
         owner_view=views.get(department, {}),
         denied=denied,
     )
+    return sample, subject
+
+
+def _forget(stack: LocalStack, department: str, subject: str) -> None:
+    """``keyfan forget`` as the owner role, as an operator would run it."""
+    command = [
+        sys.executable,
+        "-m",
+        "keyfan_tools",
+        "forget",
+        "--department",
+        department,
+        "--subject",
+        subject,
+    ]
+    done = subprocess.run(
+        command, env=stack.env_for("owner"), capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise KeyfanError(f"keyfan forget failed ({done.returncode}): {done.stderr[-2000:]}")
+
+
+def _sample_and_erasure(stack: LocalStack, registry: DepartmentRegistry, department: str) -> Sample | None:
+    """The sample record, then its subject forgotten and the same record read again by its department."""
+    first = _sample(stack, registry, department)
+    if first is None:
+        return None
+    sample, subject = first
+    if subject is None:  # a department without personal fields: nothing to erase
+        return sample
+    _forget(stack, department, subject)
+    again = _sample(stack, registry, department)
+    after = again[0].owner_view if again else {}
+    return sample.model_copy(update={"forgotten": mask_tail(subject), "after_forget": after})
 
 
 def run_demo(
@@ -214,7 +256,11 @@ def run_demo(
             )
             if with_sample:
                 first = next((name for name, n in generated.items() if n), None)
-                report.sample = _sample(stack, registry, first) if first else None
+                progress("reading one record as every department, then forgetting its subject")
+                report.sample = _sample_and_erasure(stack, registry, first) if first else None
+                erased = report.sample
+                if erased and erased.forgotten and SHREDDED not in erased.after_forget.values():
+                    report.problems.append("the forgotten subject's personal fields are still readable")
             progress("stopping the services")
         return report
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keyfan_tools.demo.report import ConsumerCounts, DemoReport, account, render, settled
+from keyfan_tools.demo.report import ConsumerCounts, DemoReport, Sample, account, render, settled
 
 GENERATED = {"sales": 26, "finance": 24}
 
@@ -67,3 +67,25 @@ def test_json_summary_has_the_documented_shape_and_render_says_ok() -> None:
         "problems": [],
     }
     assert render(report).endswith("OK: every event accounted for.")
+
+
+def test_the_sample_shows_the_record_before_and_after_its_subject_is_forgotten() -> None:
+    sample = Sample(
+        department="sales",
+        partition=1,
+        offset=0,
+        event_id="e-1",
+        ciphertext_bytes=512,
+        ciphertext_preview="0201",
+        key_arn="arn:aws:kms:us-east-1:123456789012:key/k",
+        owner_view={"customer": "A*** B***", "email": "a***@example.com"},
+        denied={"finance": "KMS Decrypt denied"},
+        forgotten="****-****-1234",
+        after_forget={"customer": "[shredded]", "email": "[shredded]"},
+    )
+    report = DemoReport(generated={"sales": 1}, published={"sales": 1}, consumers={}, sample=sample)
+    text = render(report)
+    before, after = text.split("keyfan forget --department sales --subject ****-****-1234")
+    assert "A*** B***" in before and "[shredded]" not in before
+    assert after.count("[shredded]") == 2 and "A*** B***" not in after
+    assert "sample" not in report.summary()
