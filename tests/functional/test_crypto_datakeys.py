@@ -38,6 +38,7 @@ from keyfan.exceptions import (
     KeyServiceUnavailable,
     TamperedMessage,
 )
+from tests.factories import FakeClock
 from tests.functional.moto_iam import enforce_iam_after, user_session
 
 pytestmark = pytest.mark.functional
@@ -47,14 +48,6 @@ ACCOUNT = "123456789012"
 SALES = Binding("keyfan.events", "sales", "order.created", 1, "6f1c2d3e-0000-4000-8000-000000000001")
 FINANCE = Binding("keyfan.events", "finance", "payment.settled", 1, "6f1c2d3e-0000-4000-8000-000000000002")
 BODY = b'{"event_id":"x","data":{"amount":"12.34","pad":"' + b"x" * 900 + b'"}}'
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -174,7 +167,7 @@ def test_rotation_by_record_count(kms: Kms) -> None:
 
 
 def test_rotation_by_age(kms: Kms) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     owner = _owner(kms, max_age_seconds=300, clock=clock)
     first = owner.data_key("sales")
 
@@ -195,7 +188,7 @@ def test_rotation_by_age(kms: Kms) -> None:
 
 def test_the_owner_cached_key_never_blocks_and_counts_towards_rotation(kms: Kms) -> None:
     """``cached_key`` is what the owner calls on its event loop: a key at hand, or ``None`` (go to a thread)."""
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     owner = _owner(kms, max_records=3, max_age_seconds=300, clock=clock)
     assert owner.cached_key("sales") is None  # no key yet: a KMS call is due
     first = owner.data_key("sales")
@@ -218,7 +211,7 @@ def test_the_owner_cached_key_never_blocks_and_counts_towards_rotation(kms: Kms)
 def test_the_reader_cached_key_answers_from_the_cache_only(kms: Kms) -> None:
     value = _owner(kms).seal(SALES, BODY)
     envelope = wire2.parse(value)
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     reader = _reader(kms.sales_reader, max_age_seconds=30, clock=clock)
     assert reader.cached_key(envelope, "sales") is None
     key = reader.data_key(envelope, "sales")
@@ -230,7 +223,7 @@ def test_the_reader_cached_key_answers_from_the_cache_only(kms: Kms) -> None:
 
 
 def test_an_expired_key_is_not_used_while_kms_is_down(kms: Kms) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     outage = threading.Event()
     core = _botocore(kms.owner, retries={"max_attempts": 1})
 
@@ -313,7 +306,7 @@ def test_reader_unreachable_kms_is_an_outage(kms: Kms, monkeypatch: pytest.Monke
 
 def test_the_cache_serves_repeats_and_asks_again_after_its_max_age(kms: Kms) -> None:
     value = _owner(kms).seal(SALES, BODY)
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     reader = _reader(kms.sales_reader, max_age_seconds=30, clock=clock)
 
     for _ in range(50):

@@ -29,6 +29,7 @@ from sales_consumer import SalesHandler
 from tests.factories import (
     OWNER_KEY_IDS,
     REPO,
+    FakeClock,
     FakeDecryptor,
     FakeDynamoDB,
     FakeKms,
@@ -48,20 +49,12 @@ FINANCE = [e for e in EVENTS if e.department == "finance"]
 HANDLERS: dict[str, DomainHandler] = {"sales": SalesHandler(), "finance": FinanceHandler()}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Harness:
     """One department's pipeline reading with its own subject keys, beside the owner's, over one fake table."""
 
     def __init__(self, department: str = "sales", *, with_subject_keys: bool = True) -> None:
         self.department = department
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.table = FakeDynamoDB()
         self.kms = FakeKms()
         self.owner = self._keys(key_ids=OWNER_KEY_IDS)

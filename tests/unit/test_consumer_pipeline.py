@@ -23,6 +23,7 @@ from keyfan.retry import RetryPolicy
 from sales_consumer import SalesHandler
 from tests.factories import (
     REPO,
+    FakeClock,
     FakeDecryptor,
     ListAudit,
     ListDeadLetters,
@@ -38,14 +39,6 @@ FINANCE = [e for e in EVENTS if e.department == "finance"]
 PRINCIPAL = "arn:aws:sts::123456789012:assumed-role/keyfan-sales-consumer/t"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Harness:
     def __init__(self, content: str = CONTENT_ESDK, window: int = 100_000) -> None:
         self.decryptor = FakeDecryptor(denied={fake_key_arn("finance")})
@@ -53,7 +46,7 @@ class Harness:
         self.audit = ListAudit()
         self.dlq = ListDeadLetters()
         self.store: dict[str, Any] = {}
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.sleeps: list[float] = []
         self.on_sleep: Callable[[int], None] = lambda attempt: None
         self.metrics = ConsumerMetrics("sales")

@@ -14,6 +14,7 @@ from keyfan.consumer.position import (
     arrival,
     new_slot,
 )
+from tests.factories import FakeClock
 
 
 @pytest.mark.parametrize(
@@ -38,16 +39,8 @@ def test_advancing_counts_one_outcome_and_keeps_or_replaces_the_state() -> None:
     assert slot == {"position": 1, "state": {"orders": 1}, "outcomes": {"decrypted": 1, "access_denied": 1}}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_gap_is_sought_once_then_left_to_settle_then_sought_again() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     reseeks = Reseeks(max_seeks=3, settle_seconds=2.0, clock=clock)
     gap = Gap(partition=0, expected=37, offset=76)
     assert reseeks.on_gap(gap) is SeekAction.SEEK
@@ -58,7 +51,7 @@ def test_a_gap_is_sought_once_then_left_to_settle_then_sought_again() -> None:
 
 
 def test_a_gap_that_survives_every_seek_is_stepped_over() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     reseeks = Reseeks(max_seeks=2, settle_seconds=1.0, clock=clock)
     gap = Gap(partition=1, expected=10, offset=12)
     actions = []
@@ -69,7 +62,7 @@ def test_a_gap_that_survives_every_seek_is_stepped_over() -> None:
 
 
 def test_healing_or_a_rebalance_forgets_pending_seeks() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     reseeks = Reseeks(clock=clock)
     assert reseeks.on_gap(Gap(0, 5, 9)) is SeekAction.SEEK
     reseeks.healed(0)

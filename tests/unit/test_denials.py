@@ -5,21 +5,14 @@ from __future__ import annotations
 import pytest
 
 from keyfan.consumer.denials import DenialMemory
+from tests.factories import FakeClock
 
 A = "arn:aws:kms:us-east-1:1:key/a"
 B = "arn:aws:kms:us-east-1:1:key/b"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_remembered_until_ttl_then_forgotten() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     memory = DenialMemory(30, clock=clock)
     # given a denial for key A
     memory.remember(A, "arn:aws:sts::1:assumed-role/sales/x")
@@ -35,7 +28,7 @@ def test_remembered_until_ttl_then_forgotten() -> None:
 
 
 def test_one_usable_key_is_enough() -> None:
-    memory = DenialMemory(30, clock=FakeClock())
+    memory = DenialMemory(30, clock=FakeClock(1000.0))
     memory.remember(A)
     assert memory.lookup([A, B]) is None
     memory.remember(B)
@@ -44,7 +37,7 @@ def test_one_usable_key_is_enough() -> None:
 
 
 def test_forget_and_zero_ttl() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     memory = DenialMemory(0, clock=clock)
     memory.remember(A)
     assert memory.lookup([A]) is None

@@ -17,7 +17,7 @@ from keyfan.exceptions import CorruptMessage, KeyServiceUnavailable, TamperedMes
 from keyfan.generation import generate_events
 from keyfan.models import DepartmentEvent
 from keyfan.personal_data import SHREDDED, WITHHELD, personal_fields, split
-from tests.factories import OWNER_KEY_IDS, FakeDynamoDB, FakeKms, fake_subject_keys
+from tests.factories import OWNER_KEY_IDS, FakeClock, FakeDynamoDB, FakeKms, fake_subject_keys
 
 TOPIC = "keyfan.events"
 AGE = 30.0
@@ -26,19 +26,11 @@ SALES = [e for e in EVENTS if e.department == "sales"]
 FINANCE = [e for e in EVENTS if e.department == "finance"]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class World:
     """One owner and one reader over the same fake table and KMS, on one fake clock."""
 
     def __init__(self, *, max_entries: int = 100_000) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock(1000.0)
         self.table = FakeDynamoDB()
         self.kms = FakeKms()
         self.owner = self.keys(key_ids=OWNER_KEY_IDS, max_entries=max_entries)
