@@ -60,7 +60,9 @@ def _translate(exc: Exception, what: str) -> Exception:
         if code in _DENIED or status == 403:
             return AccessDenied(f"{what} denied ({code})")
         if code == "ResourceNotFoundException":
-            return ConfigError(f"{what}: the subject-key table does not exist")
+            # A wrong KEYFAN_SUBJECT_KEY_TABLE (or a table not yet created) is fixed by an operator: wait for
+            # it like an outage, so no record is dead-lettered or shredded over a configuration slip.
+            return KeyServiceUnavailable(f"{what}: the subject-key table does not exist")
         if code in _OUTAGE or status >= 500:
             return KeyServiceUnavailable(f"{what} unavailable: {code}")
         return CorruptMessage("key_store_rejected", f"{what} failed with {code}")

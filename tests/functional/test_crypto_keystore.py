@@ -125,7 +125,7 @@ def test_another_departments_reader_and_a_reader_without_the_table_are_denied(wo
         world.store("no-table").subject_key("sales", "C-1")  # DynamoDB: no table permission
     with pytest.raises(ConfigError):
         world.store("sales").subject_key("finance", "C-1")  # no wrapping key yet, and a reader makes none
-    with pytest.raises(ConfigError):
+    with pytest.raises(KeyServiceUnavailable, match="does not exist"):  # waited for, never shredded
         world.store("owner", owner=True, table="missing").subject_key("sales", "C-1", create=True)
 
 

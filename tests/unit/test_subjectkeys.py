@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from keyfan.crypto.keystore import SubjectKeyStore
 from keyfan.crypto.subjectkeys import Access, Personal, SubjectKeys
 from keyfan.envelope import Binding, SealedPersonal
 from keyfan.exceptions import CorruptMessage, KeyServiceUnavailable, TamperedMessage
 from keyfan.generation import generate_events
 from keyfan.models import DepartmentEvent
 from keyfan.personal_data import SHREDDED, WITHHELD, personal_fields, split
-from tests.factories import OWNER_KEY_IDS, FakeClock, FakeDynamoDB, FakeKms, fake_subject_keys
+from tests.factories import OWNER_KEY_IDS, FakeClock, FakeDynamoDB, FakeKms, client_error, fake_subject_keys
 
 TOPIC = "keyfan.events"
 AGE = 30.0
@@ -329,3 +330,15 @@ def test_kms_denied_on_the_owner_reaches_it_as_access_denied() -> None:
     owner = fake_subject_keys(kms=kms, key_ids=OWNER_KEY_IDS)
     with pytest.raises(AccessDenied):
         owner.seal(*parts(SALES[0]))
+
+
+def test_a_missing_table_is_waited_for_like_an_outage_never_shredded() -> None:
+    """A wrong KEYFAN_SUBJECT_KEY_TABLE must not dead-letter or shred records: it is retried until fixed."""
+    store = SubjectKeyStore(dynamodb=_MissingTable(), kms=FakeKms(), table="wrong", key_ids=OWNER_KEY_IDS)
+    with pytest.raises(KeyServiceUnavailable, match="does not exist"):
+        store.key_of_pseudonym("sales", "ab" * 32)
+
+
+class _MissingTable:
+    def get_item(self, **_: object) -> object:
+        raise client_error("ResourceNotFoundException", "GetItem")
