@@ -25,7 +25,6 @@ from keyfan_tools.bench.paths.queues import CountingQueue, fill_queue
 from keyfan_tools.bench.payloads import sized_events
 from keyfan_tools.bench.samples import LatencySample
 from keyfan_tools.bench.stats import percentile
-from keyfan_tools.bench.timing import TimedDecryptor, TimedEncryptor
 
 WARMUP = 5
 BATCH = 5
@@ -69,14 +68,14 @@ async def _send_and_receive(
     """Owner and consumer running at once while the events are sent at ``rate``; their send times, and the
     handler that noted when each one reached it."""
     warm, measured = events[:WARMUP], events[WARMUP:]
-    encryptor = TimedEncryptor(ctx.encryptor(codec, suite))
+    encryptor = ctx.owner_codec(codec, suite)
     publisher = AiokafkaPublisher(ctx.bootstrap_servers)
     await publisher.start()
     queue = CountingQueue(ctx.queue("owner"), [str(e.event_id) for e in events])
     runner = bench_owner_runner(
         ctx, encryptor, publisher, queue, topic, wait_seconds=int(owner_default("poll_wait_seconds"))
     )
-    decryptor = TimedDecryptor(ctx.decryptor(READER, codec, suite))
+    decryptor = ctx.consumer_codec(READER, codec, suite)
     built = consumer_pipeline(ctx, READER, decryptor)
     applied = built.handler.applied
     # The consumer runs until cancelled: what ends the run is every sent event reaching the handler.

@@ -19,6 +19,7 @@ from typing import Any
 from keyfan.envelope import seal
 from keyfan.generation import generate_events
 from keyfan.models import DepartmentEvent
+from keyfan.personal_data import subject_of
 
 _FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt "
 NOTE_PRODUCT = "Gift note"
@@ -69,3 +70,10 @@ def actual_sizes(events: Iterable[DepartmentEvent]) -> dict[str, float]:
     for event in events:
         totals.setdefault(event.department, []).append(sealed_size(event))
     return {dept: sum(sizes) / len(sizes) for dept, sizes in sorted(totals.items())}
+
+
+def distinct_subjects(events: Iterable[DepartmentEvent]) -> int:
+    """How many subjects ``events`` are about (per department, as subject keys are): what the field-level
+    suite's key-table calls depend on. The generator draws each batch's customers and accounts from a pool
+    a quarter of the batch's size (``keyfan.generation``)."""
+    return len({(e.department, who) for e in events if (who := subject_of(e.department, e.data)) is not None})

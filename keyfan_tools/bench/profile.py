@@ -205,12 +205,18 @@ async def profile_paths(
         events = sized_events(records, departments, size, 32)
         async with fresh_topic(ctx.bootstrap_servers, name, ctx.registry.partition_count) as topic:
             profiler = ThreadProfiler()
-            encryptor = TimedEncryptor(ProfiledEncryptor(ctx.encryptor(codec, suite), profiler))
+            built = ctx.owner_codec(codec, suite)  # the field-level suite: its subject keys, not profiled
+            encryptor = TimedEncryptor(
+                ProfiledEncryptor(built.inner, profiler), subject_keys=built.subject_keys
+            )
             # The owner pipeline with the profiled codec; the event loop is profiled in the measured window.
             owner = await run_owner_path(ctx, encryptor, topic, events, warm, via_sqs=False, hooks=profiler)
             found.append(_summary(OWNER_PIPELINE, codec, suite, size, owner.records, owner.seconds, profiler))
             profiler = ThreadProfiler()
-            decryptor = TimedDecryptor(ProfiledDecryptor(ctx.decryptor(READER, codec, suite), profiler))
+            opened = ctx.consumer_codec(READER, codec, suite)
+            decryptor = TimedDecryptor(
+                ProfiledDecryptor(opened.inner, profiler), subject_keys=opened.subject_keys
+            )
             consumer = await run_reader_path(
                 ctx,
                 decryptor,

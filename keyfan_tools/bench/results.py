@@ -13,7 +13,14 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from keyfan_tools.bench.config import BenchConfig
-from keyfan_tools.bench.samples import DedupeCost, LatencySample, MemorySample, ProfileSummary, Sample
+from keyfan_tools.bench.samples import (
+    FIELD_SAMPLE_KEYS,
+    DedupeCost,
+    LatencySample,
+    MemorySample,
+    ProfileSummary,
+    Sample,
+)
 
 RESULTS_SCHEMA = 1
 
@@ -99,6 +106,34 @@ class WorkerRow:
     encrypted_rps_runs: list[float]
     plaintext_rps_runs: list[float]
     bare_rps_runs: list[float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldsRow:
+    """Field-level encryption on one path at one size: ``fields`` (personal fields under subject keys, the
+    rest under the department key) or ``v2`` (the department key only), against the plaintext twin of the
+    same run, with the KMS and subject-key table calls it made. Medians over runs, ratios run by run."""
+
+    path: str
+    suite: str
+    size: int
+    runs: int
+    records_per_run: float | None
+    subjects_per_run: float | None  # distinct subjects of the measured records
+    encrypted_rps: float | None
+    plaintext_rps: float | None
+    ratio: float | None  # to the plaintext twin
+    to_v2: float | None  # fields / v2 on the same path, size and run (None on the v2 row)
+    added_ms: float | None  # wall time per record, fields minus v2, run by run (None on the v2 row)
+    kms_per_10k: float | None
+    key_store_per_10k: float | None  # DynamoDB GetItem, PutItem
+    # Time in the subject keys' calls (sealing or opening personal fields, the key table included) per
+    # record and as a share of wall time, summed over threads: above 1 where the owner's threads wait on the
+    # key table at once. None for a worker (a subprocess, untimed).
+    subject_key_ms: float | None
+    subject_key_share: float | None
+    ratio_runs: list[float | None]
+    key_store_calls_runs: list[int]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +257,8 @@ class BenchResults:
     throughput: list[ThroughputRow]
     # After ``throughput`` in results.json; absent from results written before the worker phase existed.
     workers: list[WorkerRow] = field(default_factory=list)
+    # Absent from results written before the field-level suite existed, or by a run without it.
+    fields: list[FieldsRow] = field(default_factory=list)
     kms: list[KmsRow]
     latency: list[LatencyRow]
     bytes: list[BytesRow]
@@ -240,6 +277,13 @@ class BenchResults:
             # A run without a worker phase (or results from before it) reads and writes back as it was.
             del document["workers"]
             document["config"].pop("worker_records", None)
+        if not self.fields:
+            del document["fields"]
+        samples = document["samples"]
+        if not any(sample[key] for sample in samples for key in FIELD_SAMPLE_KEYS):
+            for sample in samples:  # figures no sample has (results from before them) stay out
+                for key in FIELD_SAMPLE_KEYS:
+                    del sample[key]
         return document
 
     @classmethod

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from keyfan_tools.bench.config import BenchConfig
-from keyfan_tools.bench.context import CODECS, BenchContext, BenchError, Codec, Suite
+from keyfan_tools.bench.context import CODECS, FIELDS, BenchContext, BenchError, Codec, Suite
 from keyfan_tools.bench.dedupe import measure_dedupe
 from keyfan_tools.bench.host import harness_memory, machine_info
 from keyfan_tools.bench.latency import LATENCY_FETCH_MAX_WAIT_MS, run_latency
@@ -162,9 +162,10 @@ def standard_notes(config: BenchConfig) -> list[str]:
         f"{LATENCY_FETCH_MAX_WAIT_MS} because Tansu holds every fetch for the full max wait (Faust's 1500 ms would "
         "add about 0.5-0.7 s to both codecs alike).",
         "Peak RSS of the real services is measured on python -m owner_service / sales_consumer / "
-        "finance_consumer with their default settings (wire v2, data-key cache on), fed through SQS; the bench "
-        "harness's own peak is given too.",
+        "finance_consumer with their default settings (wire v2, personal fields under subject keys, data-key "
+        "cache on), fed through SQS; the bench harness's own peak is given too.",
         *worker_notes(config),
+        *fields_notes(config),
         "The machine is shared (2 cores): other engineers' work may have loaded it during the run; see the "
         "load averages.",
     ]
@@ -180,6 +181,19 @@ def worker_notes(config: BenchConfig) -> list[str]:
         "pre-filled by the owner path. Records/s = (records - 1) / (last - first), from each worker's own "
         "record times (the audit records' times; the bare agent's /state), so start-up and group join do not "
         "count.",
+    ]
+
+
+def fields_notes(config: BenchConfig) -> list[str]:
+    if FIELDS not in config.suites:
+        return []
+    return [
+        "Suite fields: the owner seals personal fields with subject_keys_from(OwnerSettings, owner session, "
+        "key ids), the consumer opens them with subject_keys_from(ConsumerSettings, sales session), each on the "
+        "session of its data keys (so its KMS observer counts the wrapping keys' calls too); python -m "
+        "sales_consumer builds its own. Each measurement starts with fresh caches, and its events' subjects are "
+        "new to the key table (the owner creates their keys). Key-table calls are the store's own count "
+        "(SubjectKeyStore.table_calls; a worker's from its /state). The plaintext twin has no subject keys.",
     ]
 
 

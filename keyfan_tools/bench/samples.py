@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 # Paths, as named in the results.
 OWNER_PIPELINE = "owner_pipeline"  # owner pipeline on already-received messages: validate, encrypt, publish
@@ -14,6 +15,8 @@ CONSUMER_WORKER = "consumer_worker"
 # A bare Faust agent that only counts the records (the framework's ceiling); it has no suite.
 FAUST_BARE = "faust_bare"
 BARE_SUITE = "n/a"
+# The field-level suite (crypto-shredding): wire v2 with personal fields sealed under subject keys.
+FIELDS_SUITE: Final = "fields"
 PATHS = (OWNER_PIPELINE, OWNER_SQS, CONSUMER, CONSUMER_DENIED, CONSUMER_WORKER)
 PATH_TITLES = {
     OWNER_PIPELINE: "owner pipeline (no SQS)",
@@ -47,6 +50,23 @@ class Sample:
     payload_bytes: float | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
     processed: int = 0
+    # The field-level suite (0 for the others): subject-key table calls in the measured window and in the
+    # warm-up, distinct subjects of the measured records, time sealing or opening personal fields.
+    key_store_calls: int = 0
+    warmup_key_store_calls: int = 0
+    subjects: int = 0
+    subject_key_ms: float = 0.0  # per measured record
+    subject_key_share: float = 0.0  # of wall time (summed over threads)
+
+
+# What the samples of a run without the field-level suite leave out of results.json (as written before it).
+FIELD_SAMPLE_KEYS = (
+    "key_store_calls",
+    "warmup_key_store_calls",
+    "subjects",
+    "subject_key_ms",
+    "subject_key_share",
+)
 
 
 @dataclass(frozen=True)

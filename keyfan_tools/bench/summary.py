@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 
+from keyfan_tools.bench.fields import fields_rows
 from keyfan_tools.bench.goals import (
     GOAL_SUITE,
     KMS_GOAL_PER_1000,
@@ -36,6 +37,7 @@ from keyfan_tools.bench.samples import (
     CONSUMER,
     CONSUMER_DENIED,
     CONSUMER_WORKER,
+    FIELDS_SUITE,
     OWNER_PIPELINE,
     OWNER_SQS,
     PATH_TITLES,
@@ -127,8 +129,9 @@ def _throughput_row(cached: Sequence[Sample], path: str, suite: str, size: int) 
 
 
 def kms_rows(samples: Sequence[Sample]) -> list[KmsRow]:
+    """The department data keys' calls (the field-level suite's, subject keys included, are in its rows)."""
     rows = []
-    encrypted = [s for s in samples if s.codec == "encrypted"]
+    encrypted = [s for s in samples if s.codec == "encrypted" and s.suite != FIELDS_SUITE]
     for side, paths in KMS_SIDES.items():
         for cache in (True, False):
             chosen = [s for s in encrypted if s.path in paths and s.cache == cache]
@@ -307,6 +310,7 @@ def summarize(
         goals=goals(throughput, kms, lat, workers),
         throughput=throughput,
         workers=workers,
+        fields=fields_rows(samples),
         kms=kms,
         latency=lat,
         bytes=bytes_rows(samples),

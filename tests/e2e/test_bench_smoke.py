@@ -1,5 +1,6 @@
 """The benchmark harness end to end at a tiny size on the real local stack: the three result files are
-written and well-formed. No assertion on any timing: only on shape, pairing and accounting."""
+written and well-formed, for wire v2 and the field-level suite. No assertion on any timing: only on shape,
+pairing, accounting and call counts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from keyfan_tools.local.processes import pid_alive
 TINY = BenchConfig.quick_config().with_overrides(
     runs=1,
     sizes=(1024,),
-    suites=("v2",),
+    suites=("v2", "fields"),
     warmup=4,
     pipeline_records=16,
     sqs_records=8,
@@ -62,9 +63,10 @@ def test_bench_writes_results_json_markdown_and_png(local_stack: LocalStack, tmp
     paths = {row["path"] for row in document["throughput"]}
     assert paths == {"owner_pipeline", "owner_sqs", "consumer", "consumer_denied", "consumer_worker"}
     # and the Faust workers (the service, its twin, a bare agent) each drained the pre-filled topic
-    (worker,) = document["workers"]
-    assert worker["suite"] == "v2" and worker["runs"] == 1
-    assert worker["encrypted_rps"] > 0 and worker["plaintext_rps"] > 0 and worker["bare_rps"] > 0
+    assert [w["suite"] for w in document["workers"]] == ["fields", "v2"]
+    for worker in document["workers"]:
+        assert worker["runs"] == 1
+        assert worker["encrypted_rps"] > 0 and worker["plaintext_rps"] > 0 and worker["bare_rps"] > 0
     for row in document["throughput"]:
         assert row["runs"] == 1
         assert row["ratio"] is not None and row["ratio"] > 0
@@ -86,11 +88,27 @@ def test_bench_writes_results_json_markdown_and_png(local_stack: LocalStack, tmp
     assert {("owner", "on"), ("owner", "off"), ("consumer", "on"), ("consumer", "off")} <= set(kms)
     assert kms[("owner", "off")]["per_1000"] == 1000.0
 
+    # and the field-level suite sealed personal fields under subject keys: the owner made them in the key
+    # table, the consumer pipeline and python -m sales_consumer read them; v2 never touched the table
+    fields = {(r["path"], r["suite"]): r for r in document["fields"]}
+    assert set(fields) == {
+        (path, suite)
+        for path in ("owner_pipeline", "consumer", "consumer_worker")
+        for suite in ("fields", "v2")
+    }
+    for path in ("owner_pipeline", "consumer", "consumer_worker"):
+        assert fields[(path, "fields")]["key_store_per_10k"] > 0 and fields[(path, "fields")]["ratio"] > 0
+        assert fields[(path, "fields")]["subjects_per_run"] > 0
+        assert fields[(path, "v2")]["key_store_per_10k"] == 0
+    assert "## Field-level encryption (crypto-shredding)" in markdown
+    assert "### Field-level encryption (crypto-shredding), 1 KB" in readme
+
     # and latency is paired, bytes are measured, and the real services' peak memory was read
-    (latency,) = document["latency"]
-    assert latency["encrypted_p99_ms"] > 0 and latency["plaintext_p99_ms"] > 0
-    (size_row,) = document["bytes"]
-    assert size_row["encrypted_value_bytes"] > size_row["payload_bytes"] == 1024
+    assert [r["suite"] for r in document["latency"]] == ["fields", "v2"]
+    for latency in document["latency"]:
+        assert latency["encrypted_p99_ms"] > 0 and latency["plaintext_p99_ms"] > 0
+    for size_row in document["bytes"]:
+        assert size_row["encrypted_value_bytes"] > size_row["payload_bytes"] == 1024
     processes = {m["process"]: m for m in document["memory"]}
     assert {"owner_service", "sales_consumer", "finance_consumer"} <= set(processes)
     for name in ("owner_service", "sales_consumer", "finance_consumer"):
@@ -101,5 +119,5 @@ def test_bench_writes_results_json_markdown_and_png(local_stack: LocalStack, tmp
     # and the dedupe window was measured full (sales: 3 partitions x 100) and set against the consumer's time
     dedupe = document["dedupe"]
     assert dedupe["cost"]["window_ids"] == 300 and dedupe["cost"]["evicted"] > 0
-    (share,) = dedupe["consumer"]
-    assert share["encrypted_share"] > 0 and share["plaintext_share"] > 0
+    for share in dedupe["consumer"]:
+        assert share["encrypted_share"] > 0 and share["plaintext_share"] > 0

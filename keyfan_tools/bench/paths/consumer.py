@@ -29,9 +29,16 @@ from keyfan.models import DepartmentEvent
 from keyfan.plugins import handler_for
 from keyfan.settings import ConsumerSettings
 from keyfan_tools.bench.context import BenchContext, BenchError
-from keyfan_tools.bench.paths.measure import STALL_SECONDS, MeasureHooks, NoHooks, PathRun
+from keyfan_tools.bench.paths.measure import STALL_SECONDS, MeasureHooks, NoHooks, PathRun, per_record_ms
 from keyfan_tools.bench.stats import rate
-from keyfan_tools.bench.timing import TimedDecryptor, kms_calls
+from keyfan_tools.bench.timing import (
+    TimedDecryptor,
+    key_store_calls,
+    kms_calls,
+    reset_timers,
+    subject_key_seconds,
+    subject_keys_port,
+)
 
 READER = "sales"  # the consumer measured; it may read sales records and is denied finance's
 FOREIGN = "finance"
@@ -99,7 +106,8 @@ class ConsumerPipeline:
 
 
 def consumer_pipeline(ctx: BenchContext, department: str, decryptor: TimedDecryptor) -> ConsumerPipeline:
-    """The consumer service's own wiring (``record_pipeline``) with its default settings, around bench I/O."""
+    """The consumer service's own wiring (``record_pipeline``) with its default settings, around bench I/O;
+    the codec's subject keys (the field-level suite) or none."""
     audit, dead_letters = MemoryAuditSink(), MemoryDeadLetters()
     handler = RecordingHandler(handler_for(department))  # the app's own, through its entry point
     settings = ConsumerSettings.model_construct(department=department, group_id=f"keyfan-bench-{department}")
@@ -113,6 +121,7 @@ def consumer_pipeline(ctx: BenchContext, department: str, decryptor: TimedDecryp
         audit=audit,
         dead_letters=dead_letters,
         metrics_registry=CollectorRegistry(),
+        subject_keys=subject_keys_port(decryptor),
     )
     metrics = pipeline.metrics
     return ConsumerPipeline(pipeline, metrics, audit, dead_letters, handler)
@@ -168,7 +177,7 @@ async def run_consumer_path(
     await consumer.start()
     processed = 0
     started = time.time()
-    warm_calls = 0
+    warm_calls = warm_key_calls = 0
     value_bytes = record_bytes = 0
     hooks = hooks or NoHooks()
     try:
@@ -182,8 +191,8 @@ async def run_consumer_path(
             for messages in batches.values():
                 for message in messages:
                     if processed == warmup:
-                        warm_calls = kms_calls(decryptor)
-                        decryptor.timer.reset()
+                        warm_calls, warm_key_calls = kms_calls(decryptor), key_store_calls(decryptor)
+                        reset_timers(decryptor)
                         hooks.start()
                         started = time.time()
                     await built.pipeline.process(_raw(message))
@@ -209,6 +218,10 @@ async def run_consumer_path(
         warmup_kms_calls=warm_calls,
         crypto_ms_mean=decryptor.timer.mean_ms,
         crypto_share=decryptor.timer.share_of(seconds),
+        key_store_calls=key_store_calls(decryptor) - warm_key_calls,
+        warmup_key_store_calls=warm_key_calls,
+        subject_key_ms=per_record_ms(subject_key_seconds(decryptor), measured),
+        subject_key_share=subject_key_seconds(decryptor) / seconds if seconds > 0 else 0.0,
         value_bytes=value_bytes / measured if measured else 0.0,
         record_bytes=record_bytes / measured if measured else 0.0,
         processed=processed,

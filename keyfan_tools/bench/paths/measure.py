@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from keyfan_tools.bench.context import BenchError
@@ -25,6 +25,16 @@ class PathRun:
     warmup_kms_calls: int
     crypto_ms_mean: float  # per encrypt (owner) or decrypt (consumer) call
     crypto_share: float  # crypto time (summed over threads) / wall time
+    # The field-level suite: the subject-key table's calls, and the time spent sealing (owner) or opening
+    # (consumer) personal fields, per measured record and as a share of wall time (0 for the other suites).
+    key_store_calls: int = field(default=0, kw_only=True)
+    warmup_key_store_calls: int = field(default=0, kw_only=True)
+    subject_key_ms: float = field(default=0.0, kw_only=True)
+    subject_key_share: float = field(default=0.0, kw_only=True)
+
+
+def per_record_ms(seconds: float, records: int) -> float:
+    return 1000.0 * seconds / records if records else 0.0
 
 
 class MeasureHooks(Protocol):

@@ -17,10 +17,17 @@ from keyfan.owner import OwnerMetrics, OwnerRunner, owner_runner
 from keyfan.settings import OwnerSettings
 from keyfan_tools.bench.context import BenchContext
 from keyfan_tools.bench.paths.broker import AiokafkaPublisher
-from keyfan_tools.bench.paths.measure import MeasureHooks, NoHooks, PathRun, wait_for
+from keyfan_tools.bench.paths.measure import MeasureHooks, NoHooks, PathRun, per_record_ms, wait_for
 from keyfan_tools.bench.paths.queues import CountingQueue, PreloadedQueue, fill_queue
 from keyfan_tools.bench.stats import rate
-from keyfan_tools.bench.timing import TimedEncryptor, kms_calls
+from keyfan_tools.bench.timing import (
+    TimedEncryptor,
+    key_store_calls,
+    kms_calls,
+    reset_timers,
+    subject_key_seconds,
+    subject_keys_port,
+)
 
 # The owner's long poll (the service's default is 2 s); only the drain at the end of a run waits for it.
 POLL_WAIT_SECONDS = 1
@@ -40,7 +47,8 @@ def bench_owner_runner(
     *,
     wait_seconds: int,
 ) -> OwnerRunner:
-    """The owner service's own wiring (``owner_runner``) with its default settings, around bench I/O."""
+    """The owner service's own wiring (``owner_runner``) with its default settings, around bench I/O; the
+    codec's subject keys (the field-level suite) or none."""
     settings = OwnerSettings.model_construct(topic=topic, poll_wait_seconds=wait_seconds)
     return owner_runner(
         settings,
@@ -50,6 +58,7 @@ def bench_owner_runner(
         queue=queue,
         dead_letters=ctx.queue("owner", dead_letters=True),
         metrics=OwnerMetrics(CollectorRegistry()),
+        subject_keys=subject_keys_port(encryptor),
     )
 
 
@@ -102,8 +111,8 @@ async def run_owner_path(
         if warmup:
             queue = await queue_of(warmup)
             await _owner_until(ctx, encryptor, publisher, topic, queue, len(warmup))
-        warm_calls = kms_calls(encryptor)
-        encryptor.timer.reset()
+        warm_calls, warm_key_calls = kms_calls(encryptor), key_store_calls(encryptor)
+        reset_timers(encryptor)
         queue = await queue_of(events)
         started, ended = await _owner_until(ctx, encryptor, publisher, topic, queue, len(events), hooks)
     finally:
@@ -117,4 +126,8 @@ async def run_owner_path(
         warmup_kms_calls=warm_calls,
         crypto_ms_mean=encryptor.timer.mean_ms,
         crypto_share=encryptor.timer.share_of(seconds),
+        key_store_calls=key_store_calls(encryptor) - warm_key_calls,
+        warmup_key_store_calls=warm_key_calls,
+        subject_key_ms=per_record_ms(subject_key_seconds(encryptor), len(events)),
+        subject_key_share=subject_key_seconds(encryptor) / seconds if seconds > 0 else 0.0,
     )

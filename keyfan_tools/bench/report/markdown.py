@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keyfan_tools.bench.report.cells import num
 from keyfan_tools.bench.report.dedupe import dedupe_lines, dedupe_shares_table, dedupe_table
+from keyfan_tools.bench.report.fields import KMS_SCOPE, fields_section
 from keyfan_tools.bench.report.profiles import profiles_section
 from keyfan_tools.bench.report.tables import (
     bytes_table,
@@ -34,7 +35,10 @@ def render_markdown(results: BenchResults) -> str:
     lines += ["", "## Goals", "", *goals_table(results.goals)]
     lines += ["", "## Throughput", "", *throughput_table(results.throughput)]
     lines += workers_section(results.workers, "## The consumer as a Faust worker (drain)")
-    lines += ["", "## KMS calls per 1,000 records", "", *kms_table(results.kms)]
+    lines += fields_section(results.fields, "## Field-level encryption (crypto-shredding)")
+    lines += ["", "## KMS calls per 1,000 records", ""]
+    lines += [KMS_SCOPE, ""] if results.fields else []
+    lines += kms_table(results.kms)
     lines += [
         "",
         "## End-to-end latency (generator send -> consumer handler)",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from keyfan_tools.bench.report.cells import num
+from keyfan_tools.bench.report.cells import num, size_label
 from keyfan_tools.bench.report.dedupe import dedupe_lines, dedupe_table
+from keyfan_tools.bench.report.fields import KMS_SCOPE, fields_section
 from keyfan_tools.bench.report.profiles import time_goes_lines
 from keyfan_tools.bench.report.tables import (
     bytes_table,
@@ -32,6 +33,10 @@ INTRO = (
     "`v2` is wire v2, what the owner writes by default; `signed` and `unsigned` are wire v1 "
     "(`KEYFAN_WIRE=esdk`), one Encryption SDK message per record. The goals are v2's. "
     "Full tables, profiles and the raw samples: `bench/results/results.md` and `bench/results/results.json`."
+)
+FIELDS_SUITE_TEXT = (
+    " `fields` is wire v2 with each event's personal fields sealed apart under its subject's key "
+    "(crypto-shredding), what the services run by default."
 )
 
 
@@ -68,11 +73,18 @@ def _measured_on(results: BenchResults) -> list[str]:
     ]
 
 
+def _intro(results: BenchResults) -> str:
+    if not results.fields:
+        return INTRO
+    first, rest = INTRO.split(" The goals are v2's.", 1)
+    return f"{first}{FIELDS_SUITE_TEXT} The goals are v2's.{rest}"
+
+
 def render_readme_section(results: BenchResults) -> str:
     lines = [
         "## Performance",
         "",
-        INTRO,
+        _intro(results),
         "",
         f"![Benchmark chart]({CHART_LINK})",
         "",
@@ -84,9 +96,15 @@ def render_readme_section(results: BenchResults) -> str:
         "",
         *throughput_table(results.throughput),
         *workers_section(results.workers, "### The consumer as a Faust worker"),
+        *fields_section(
+            results.fields,
+            f"### Field-level encryption (crypto-shredding), {size_label(results.config.reference_size)}",
+            size=results.config.reference_size,
+        ),
         "",
         "### KMS calls per 1,000 records",
         "",
+        *([KMS_SCOPE, ""] if results.fields else []),
         *kms_table(results.kms),
         "",
         "### End-to-end latency",

@@ -28,9 +28,8 @@ from keyfan_tools.bench.context import BenchContext, Codec, Suite
 from keyfan_tools.bench.paths.broker import create_topics, delete_topic, fresh_topic
 from keyfan_tools.bench.paths.consumer import READER
 from keyfan_tools.bench.paths.owner import run_owner_path
-from keyfan_tools.bench.payloads import actual_sizes, sized_events
+from keyfan_tools.bench.payloads import actual_sizes, distinct_subjects, sized_events
 from keyfan_tools.bench.samples import BARE_SUITE, CONSUMER_WORKER, FAUST_BARE, Sample
-from keyfan_tools.bench.timing import TimedEncryptor
 from keyfan_tools.bench.workers.drain import (
     BARE,
     POLLED,
@@ -97,7 +96,7 @@ class SourceTopics:
             await self._exits.enter_async_context(
                 fresh_topic(ctx.bootstrap_servers, name, ctx.registry.partition_count)
             )
-            encryptor = TimedEncryptor(ctx.encryptor(codec, suite))
+            encryptor = ctx.owner_codec(codec, suite)  # the field-level suite: with its subject keys
             await run_owner_path(ctx, encryptor, name, self._events, (), via_sqs=False)
             self._names[key] = name
         return self._names[key]
@@ -133,7 +132,11 @@ async def measure_worker(ctx: BenchContext, plan: Plan, source: str, expected: i
             await delete_topic(bootstrap, name)
 
 
-def worker_sample(plan: Plan, run: int, size: int, drain: Drain, payload: float | None) -> Sample:
+def worker_sample(
+    plan: Plan, run: int, size: int, drain: Drain, payload: float | None, subjects: int = 0
+) -> Sample:
+    """A worker's drain as a sample; its KMS and key-table calls are its own counts (``/state``), start-up
+    included (a worker has no warm-up)."""
     return Sample(
         run=run,
         path=FAUST_BARE if plan.kind is BARE else CONSUMER_WORKER,
@@ -147,6 +150,8 @@ def worker_sample(plan: Plan, run: int, size: int, drain: Drain, payload: float 
         payload_bytes=payload,
         outcomes=drain.outcomes if plan.kind.audited else {},
         processed=drain.handled,
+        key_store_calls=int(drain.counters.get("key_store_calls", 0)),
+        subjects=subjects if plan.kind is not BARE else 0,
     )
 
 
@@ -156,6 +161,7 @@ async def run_worker_set(
     """Every worker at one size in one run; a worker that fails is noted and left out."""
     events = sized_events(config.worker_records, [READER], size, 9000 + 1000 * run + size)
     payload = actual_sizes(events).get(READER)
+    subjects = distinct_subjects(events)
     async with contextlib.AsyncExitStack() as exits:
         sources = SourceTopics(ctx, exits, events)
         for plan in plans_for(config.suites, run):
@@ -168,7 +174,7 @@ async def run_worker_set(
                 found.notes.append(f"{what.strip()} failed and is left out: {type(exc).__name__}: {exc}")
                 progress(found.notes[-1])
                 continue
-            found.samples.append(worker_sample(plan, run, size, drain, payload))
+            found.samples.append(worker_sample(plan, run, size, drain, payload, subjects))
             if drain.timed_by == POLLED:
                 found.notes.append(
                     f"{what.strip()}: timed by {POLLED} (its own record times were incomplete)"
