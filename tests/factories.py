@@ -150,6 +150,7 @@ class FakeDecryptor:
     denied: set[str] = field(default_factory=set)
     down: bool = False
     calls: Counter[str] = field(default_factory=Counter)
+    inline: bool = False  # open on the caller's thread, as v2 does under a cached data key
 
     @property
     def observer(self) -> FakeDecryptor:
@@ -159,7 +160,7 @@ class FakeDecryptor:
         return (str(self._parse(ciphertext)["key"]),)
 
     def decrypt_cached(self, ciphertext: bytes, binding: Binding) -> Decrypted | None:
-        return None
+        return self.decrypt(ciphertext, binding) if self.inline else None
 
     def decrypt(self, ciphertext: bytes, binding: Binding) -> Decrypted:
         body = self._parse(ciphertext)
@@ -219,6 +220,7 @@ class FakeDynamoDB(_Switches):
     def __init__(self) -> None:
         super().__init__()
         self.items: dict[str, dict[str, Any]] = {}
+        self.unprocessed_after = 100
 
     def get_item(
         self, *, TableName: str, Key: dict[str, Any], ConsistentRead: bool = False
@@ -236,6 +238,19 @@ class FakeDynamoDB(_Switches):
             raise client_error("ConditionalCheckFailedException", "PutItem")
         self.items[pk] = dict(Item)
         return {}
+
+    def batch_get_item(self, *, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        """Answers up to ``unprocessed_after`` keys per call and leaves the rest unprocessed, as DynamoDB may."""
+        self._call("BatchGetItem")
+        ((table, request),) = RequestItems.items()
+        keys = request["Keys"]
+        assert len(keys) <= 100, "DynamoDB takes at most 100 keys per BatchGetItem"
+        now, later = keys[: self.unprocessed_after], keys[self.unprocessed_after :]
+        found = [dict(self.items[k["pk"]["S"]]) for k in now if k["pk"]["S"] in self.items]
+        answer: dict[str, Any] = {"Responses": {table: found}}
+        if later:
+            answer["UnprocessedKeys"] = {table: {**request, "Keys": later}}
+        return answer
 
     def delete_item(
         self, *, TableName: str, Key: dict[str, Any], ReturnValues: str = "NONE"

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from keyfan.consumer.audit import AuditSink
 from keyfan.consumer.denials import Clock, DenialMemory
-from keyfan.consumer.faust_fixes import QuietMonitor, ReseekingConsumer, ReseekingTransport
+from keyfan.consumer.faust_fixes import QuietMonitor, ReseekingConsumer, ReseekingTransport, waiting_messages
 from keyfan.consumer.handler import DomainHandler
 from keyfan.consumer.logfields import log_event
 from keyfan.consumer.metrics import ConsumerMetrics
@@ -48,6 +48,8 @@ from keyfan.retry import RetryPolicy
 from keyfan.settings import ConsumerSettings
 
 STATE_TABLE = "state"
+# Records the pipeline looks ahead at, on a subject-key miss, to load their subjects' keys in one go.
+LOOKAHEAD_RECORDS = 200
 logger = logging.getLogger("keyfan.consumer")
 
 
@@ -315,6 +317,10 @@ def create_consumer_app(
         # no latency) or at ``batch_max_records``. Its outcomes reach the table in ``end_batch``.
         in_batch = 0
         waiting = cast(ChannelT, stream.channel).queue  # what Faust has fetched for this agent, not yet read
+        # The pipeline looks ahead there to load many subjects' keys in one table call.
+        runtime.pipeline.lookahead = lambda: [
+            raw_record(m) for m in waiting_messages(waiting, LOOKAHEAD_RECORDS)
+        ]
         async for event in stream.events():
             message = event.message
             if not runtime.tracks(message.partition):
@@ -325,15 +331,7 @@ def create_consumer_app(
                 runtime.ignored_until_restored += 1
                 outcome = "ignored"
             else:
-                record = RawRecord(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                    headers=message.headers,
-                )
-                outcome = await _process(app, runtime, record)
+                outcome = await _process(app, runtime, raw_record(message))
                 in_batch += 1
             if in_batch and (in_batch >= settings.batch_max_records or waiting.empty()):
                 await runtime.end_batch()
@@ -346,6 +344,18 @@ def create_consumer_app(
     app.page("/state")(state_view)
     expose_metrics(app, metrics.registry)
     return app
+
+
+def raw_record(message: Any) -> RawRecord:
+    """A Faust message as the pipeline takes it."""
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=message.headers,
+    )
 
 
 async def _process(app: ConsumerApp, runtime: ConsumerRuntime, record: RawRecord) -> str:

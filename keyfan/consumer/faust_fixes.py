@@ -34,7 +34,9 @@ the records that made them (``keyfan.consumer.writebehind``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -83,6 +85,15 @@ class QuietMonitor(Monitor):
 
     def on_send_completed(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+def waiting_messages(queue: asyncio.Queue[Any], limit: int) -> list[Any]:
+    """The messages of the first ``limit`` events Faust has fetched for an agent and not yet handed over,
+    without taking them (the pipeline's look-ahead). Reads the queue's deque: asyncio.Queue has no peek."""
+    waiting = getattr(queue, "_queue", None)
+    if waiting is None:
+        return []
+    return [event.message for event in itertools.islice(waiting, limit)]  # no await: nothing changes it
 
 
 @contextlib.contextmanager

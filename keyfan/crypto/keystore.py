@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,6 +35,8 @@ from keyfan.exceptions import AccessDenied, ConfigError, CorruptMessage, KeyServ
 
 Clock = Callable[[], float]
 WRAPPING = "wrapping"
+BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit per BatchGetItem
+BATCH_GET_ROUNDS = 3  # rounds for keys DynamoDB leaves unprocessed, before leaving them to single reads
 DEFAULT_MAX_AGE_SECONDS = 30.0  # as the decrypt-side data-key cache: a revoke or a forget within 30 s
 
 _DENIED = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "403"}
@@ -207,6 +209,49 @@ class SubjectKeyStore:
         if wrapped is None:
             wrapped = self._put_new(f"{department}#{who}", wrapping.wrap(who, wrapping.new_subject_key()))
         return wrapping.unwrap(who, wrapped)
+
+    def keys_of_pseudonyms(self, department: str, whos: Sequence[str]) -> dict[str, bytes | None]:
+        """``key_of_pseudonym`` for many subjects at once (a reader's look-ahead): ``BatchGetItem`` calls of
+        up to 100 keys. A subject missing from the answer has no key (``None``). Best effort on
+        throttling: keys DynamoDB leaves unprocessed after a few rounds are left out of the answer (the
+        caller asks for those one by one). An entry that does not unwrap is left out too."""
+        unique = list(dict.fromkeys(whos))
+        wrapped: dict[str, bytes] = {}
+        answered: set[str] = set()
+        for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
+            chunk = unique[start : start + BATCH_GET_MAX_KEYS]
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"pk": {"S": f"{department}#{w}"}} for w in chunk],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(BATCH_GET_ROUNDS):
+                self._count("BatchGetItem")
+                try:
+                    answer = self._dynamodb.batch_get_item(RequestItems=request)
+                except (BotoCoreError, ClientError) as exc:
+                    raise _translate(exc, "DynamoDB BatchGetItem") from exc
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    wrapped[item["pk"]["S"].partition("#")[2]] = bytes(item["key"]["B"])
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    answered.update(chunk)
+                    break
+                time.sleep(0.05 * (attempt + 1))
+            else:
+                left = {k["pk"]["S"].partition("#")[2] for k in request.get(self._table, {}).get("Keys", [])}
+                answered.update(w for w in chunk if w not in left)
+        found: dict[str, bytes | None] = {who: None for who in unique if who in answered}
+        wrapping = self._existing_wrapping_key(department) if wrapped else None
+        for who, blob in wrapped.items():
+            if wrapping is None:
+                break  # the department's wrapping key is gone: nothing under it opens (None, as for one)
+            try:
+                found[who] = wrapping.unwrap(who, blob)
+            except CorruptMessage:  # TamperedMessage included: left for ``key_of_pseudonym`` to report
+                found.pop(who, None)
+        return found
 
     def forget(self, department: str, subject: str) -> bool:
         """Delete the subject's key; whether it had one. Its personal fields are unreadable from then on

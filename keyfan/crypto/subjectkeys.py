@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -36,7 +36,7 @@ from keyfan.crypto import fields
 from keyfan.crypto.fields import SubjectKey
 from keyfan.crypto.keystore import Clock, SubjectKeyStore
 from keyfan.envelope import Binding, SealedPersonal
-from keyfan.exceptions import AccessDenied, ConfigError, CorruptMessage
+from keyfan.exceptions import AccessDenied, ConfigError, CorruptMessage, KeyfanError
 from keyfan.models import DepartmentEvent
 from keyfan.personal_data import SHREDDED, WITHHELD, Split, merge, split
 from keyfan.settings import SubjectKeySettings
@@ -163,12 +163,32 @@ class SubjectKeys:
                 with self._lock:
                     self._denied[department] = self._clock()
                 return Personal(Access.WITHHELD)
-            key = _ABSENT if raw is None else SubjectKey(raw, department=department, pseudonym=who)
-            gone = entry[2] if entry else frozenset()
-            if not (isinstance(key, SubjectKey) and fields.sealed_by(key, sealed.ciphertext)):
-                gone |= {fields.commitment_of(sealed.ciphertext)}
-            return _opened(self._remember(department, who, key, gone), binding, sealed)
+            return _opened(self._learn(department, who, raw, [sealed], entry), binding, sealed)
         return _opened(entry[0], binding, sealed)
+
+    def prefetch(self, wanted: Iterable[tuple[str, SealedPersonal]]) -> int:
+        """Load the keys of the subjects of records about to be opened (department, sealed fields) that the
+        cache cannot answer, in batches: a consumer catching up on many subjects then makes one table
+        call per hundred of them instead of one each. Best effort: what fails here is left to ``open``,
+        which reports it. Returns the number of subjects asked for. Blocks."""
+        asked: dict[str, dict[str, list[SealedPersonal]]] = {}
+        for department, sealed in wanted:
+            if not PSEUDONYM.fullmatch(sealed.subject) or self._denied_now(department):
+                continue
+            entry = self._entry(department, sealed.subject)
+            if entry is None or not _settled(entry, sealed):
+                asked.setdefault(department, {}).setdefault(sealed.subject, []).append(sealed)
+        for department, subjects in asked.items():
+            try:
+                found = self.store.keys_of_pseudonyms(department, list(subjects))
+            except KeyfanError:
+                continue
+            for who, raw in found.items():
+                try:
+                    self._learn(department, who, raw, subjects[who], self._entry(department, who))
+                except KeyfanError:
+                    continue
+        return sum(len(subjects) for subjects in asked.values())
 
     def forget(self, department: str, subject: str) -> bool:
         """Delete the subject's key (``SubjectKeyStore.forget``) and drop it here; whether it had one."""
@@ -192,6 +212,17 @@ class SubjectKeys:
                 return None
             self._entries.move_to_end((department, who))
             return entry
+
+    def _learn(
+        self, department: str, who: str, raw: bytes | None, seen: list[SealedPersonal], entry: _Entry | None
+    ) -> SubjectKey | object:
+        """Cache what the table said of a subject, with the keys of ``seen`` records known to be gone."""
+        key = _ABSENT if raw is None else SubjectKey(raw, department=department, pseudonym=who)
+        gone = entry[2] if entry else frozenset()
+        for sealed in seen:
+            if not (isinstance(key, SubjectKey) and fields.sealed_by(key, sealed.ciphertext)):
+                gone |= {fields.commitment_of(sealed.ciphertext)}
+        return self._remember(department, who, key, gone)
 
     def _remember(self, department: str, who: str, value: Any, gone: frozenset[bytes] = frozenset()) -> Any:
         with self._lock:

@@ -78,7 +78,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         )
         iam = boto3.client("iam", region_name=REGION)
         table = {"Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], "Resource": "*"}
-        read = {"Action": ["dynamodb:GetItem"], "Resource": "*"}
+        read = {"Action": ["dynamodb:GetItem", "dynamodb:BatchGetItem"], "Resource": "*"}
         both = list(keys.values())
         sessions = {  # 3 calls each
             "owner": user_session(
@@ -115,6 +115,23 @@ def test_one_kms_call_per_department_then_subject_keys_without_kms(world: World)
     assert sales.subject_key("sales", "nobody") is None  # never seen: no key, none made by a reader
     # the table holds pseudonyms, never the subject ids
     assert not any("C-" in item["pk"]["S"] for item in _items(world))
+
+
+def test_a_reader_loads_many_subjects_with_batch_gets_under_the_same_grants(world: World) -> None:
+    owner = world.store("owner", owner=True)
+    wrapping = owner.wrapping_key("sales")
+    made = {}
+    for n in range(120):
+        who = wrapping.pseudonym(f"C-{n}")
+        made[who] = owner.key_of_pseudonym("sales", who, create=True)
+    unknown = [wrapping.pseudonym(f"nobody-{n}") for n in range(5)]
+    found = world.store("sales").keys_of_pseudonyms("sales", [*made, *unknown])
+    assert {who: key for who, key in found.items() if who in made} == made  # two batches (100 + 20)
+    assert [found[who] for who in unknown] == [None] * 5
+    with pytest.raises(AccessDenied):  # BatchGetItem needs the table grant as GetItem does
+        world.store("no-table").keys_of_pseudonyms("sales", list(made)[:3])
+    with pytest.raises(AccessDenied):  # and the entries still open only under the department's KMS key
+        world.store("finance").keys_of_pseudonyms("sales", list(made)[:3])
 
 
 def test_another_departments_reader_and_a_reader_without_the_table_are_denied(world: World) -> None:

@@ -196,7 +196,7 @@ def test_contract_deploy_without_compute(aws: None) -> None:
             for n in iam.list_role_policies(RoleName=f"keyfan-{name}-consumer")["PolicyNames"]
         ]
         (table_grant,) = [s for doc in docs for s in doc["Statement"] if "dynamodb:" in str(s["Action"])]
-        assert table_grant["Action"] == "dynamodb:GetItem"
+        assert table_grant["Action"] == ["dynamodb:GetItem", "dynamodb:BatchGetItem"]
         assert table_grant["Resource"] == platform["SubjectKeyTableArn"]
         assert table_grant["Condition"] == {
             "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{name}#*"]}

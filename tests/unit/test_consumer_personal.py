@@ -301,3 +301,29 @@ async def test_finance_markers_pass_the_payment_contract(shred: bool, reason: st
     assert h.state(event) == plain_state(event)  # the payment and its amount count
     hint = h.pipeline.handler.hint(RecordMetadata.for_event(event, key_arn="k"), seen[0])
     assert hint == {"card": marker, "iban": marker}
+
+
+async def test_a_miss_loads_the_keys_of_the_records_waiting_behind_it_in_one_table_call() -> None:
+    h = Harness()
+    h.decryptor.inline = True  # data keys at hand: the look-ahead can open the waiting records' bodies
+    events = [
+        e.model_copy(update={"data": {**e.data, "customer_id": f"C-{i:08d}"}})
+        for i, e in enumerate(generate_events(60, ["sales"], seed=5))
+    ]
+    next_offset: dict[int, int] = {}
+    records = []
+    for event in events:  # offsets as the broker gives them, before any is processed
+        record = h.record(event)
+        offset = next_offset.get(record.partition, 0)
+        next_offset[record.partition] = offset + 1
+        records.append(dataclasses.replace(record, offset=offset))
+    waiting = list(records)
+    h.pipeline.lookahead = lambda: waiting[1:]  # what Faust holds behind the record at hand
+    h.table.calls.clear()
+    outcomes = []
+    while waiting:
+        outcomes.append(await h.pipeline.process(waiting[0]))
+        waiting.pop(0)
+    assert [o.reason for o in outcomes] == ["ok"] * 60
+    # the first miss loaded all 60 subjects (one batch; the wrapping key once): no call per record
+    assert dict(h.table.calls) == {"BatchGetItem": 1, "GetItem": 1}

@@ -303,7 +303,7 @@ def test_subject_key_table_access() -> None:
     # a consumer only reads, and on AWS only its own department's entries
     tpl, consumer = by_kind["consumer"]
     assert tpl == "department.yaml"
-    assert actions(consumer) == {"dynamodb:GetItem"}
+    assert actions(consumer) == {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
     assert consumer["Resource"] == SUBJECT_KEY_TABLE_ARN
     assert consumer["Condition"] == {
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [{"Fn::Sub": "${DepartmentName}#*"}]}

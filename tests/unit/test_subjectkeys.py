@@ -342,3 +342,62 @@ def test_a_missing_table_is_waited_for_like_an_outage_never_shredded() -> None:
 class _MissingTable:
     def get_item(self, **_: object) -> object:
         raise client_error("ResourceNotFoundException", "GetItem")
+
+
+def _many_subjects(w: World, n: int) -> list[tuple[Binding, SealedPersonal]]:
+    """``n`` sales events about ``n`` different customers, sealed by the owner."""
+    events = [
+        e.model_copy(update={"data": {**e.data, "customer_id": f"C-{i:08d}"}})
+        for i, e in enumerate(generate_events(n, ["sales"], seed=77))
+    ]
+    sealed = [w.seal(e) for e in events]
+    assert len({s.subject for _, s in sealed}) == n
+    return sealed
+
+
+def test_prefetch_loads_many_subjects_in_batches_of_a_hundred_then_opens_without_the_table(w: World) -> None:
+    records = _many_subjects(w, 250)
+    w.table.calls.clear()
+    asked = w.reader.prefetch((b.department, s) for b, s in records)
+    assert asked == 250
+    # three batches of at most 100, and the wrapping key once
+    assert dict(w.table.calls) == {"BatchGetItem": 3, "GetItem": 1}
+    opened = [w.reader.open_cached(b, s) for b, s in records]
+    assert all(p is not None and p.access is Access.OPEN for p in opened)
+    assert dict(w.table.calls) == {"BatchGetItem": 3, "GetItem": 1}  # the cache answered every record
+
+
+def test_prefetch_learns_forgotten_subjects_as_gone_and_asks_again_for_nothing_known(w: World) -> None:
+    records = _many_subjects(w, 30)
+    forgotten = records[:10]
+    for binding, sealed in forgotten:
+        w.table.items.pop(f"{binding.department}#{sealed.subject}")
+    w.reader.prefetch((b.department, s) for b, s in records)
+    w.table.calls.clear()
+    assert [w.reader.open(b, s).access for b, s in forgotten] == [Access.SHREDDED] * 10
+    assert [w.reader.open(b, s).access for b, s in records[10:]] == [Access.OPEN] * 20
+    assert not w.table.calls  # shredded and open alike came from the cache
+    assert w.reader.prefetch((b.department, s) for b, s in records) == 0
+
+
+def test_keys_dynamodb_leaves_unprocessed_are_asked_again(w: World) -> None:
+    records = _many_subjects(w, 40)
+    w.table.unprocessed_after = 15
+    w.table.calls.clear()
+    w.reader.prefetch((b.department, s) for b, s in records)
+    assert w.table.calls["BatchGetItem"] == 3  # 15 + 15 + 10
+    assert all(w.reader.open_cached(b, s) is not None for b, s in records)
+
+
+@pytest.mark.parametrize("switch", ["denied", "down"])
+def test_a_failing_prefetch_leaves_each_record_to_open_which_reports_it(w: World, switch: str) -> None:
+    records = _many_subjects(w, 5)
+    setattr(w.table, switch, True)
+    assert w.reader.prefetch((b.department, s) for b, s in records) == 5  # asked, nothing learnt
+    binding, sealed = records[0]
+    assert w.reader.open_cached(binding, sealed) is None
+    if switch == "denied":
+        assert w.reader.open(binding, sealed).access is Access.WITHHELD
+    else:
+        with pytest.raises(KeyServiceUnavailable):
+            w.reader.open(binding, sealed)
