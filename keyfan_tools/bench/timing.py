@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar, cast
 
 from keyfan.crypto import KmsObserver
@@ -70,7 +70,8 @@ def kms_calls_by_operation(codec: object) -> dict[str, int]:
 
 class TimedSubjectKeys:
     """``SubjectKeys`` with the calls the pipelines make timed (the owner's ``seal_body*``, a consumer's
-    ``open*``); everything else is the wrapped object's. Handed to the pipelines as ``port()``."""
+    ``open*`` and ``prefetch``); everything else is the wrapped object's. Handed to the pipelines as
+    ``port()``."""
 
     def __init__(self, inner: SubjectKeys) -> None:
         self.inner = inner
@@ -78,7 +79,7 @@ class TimedSubjectKeys:
         self.timer = CallTimer()
 
     def port(self) -> SubjectKeys:
-        """This object where a pipeline expects ``SubjectKeys`` (it calls only the four methods below)."""
+        """This object where a pipeline expects ``SubjectKeys`` (it calls only the five methods below)."""
         return cast(SubjectKeys, self)
 
     def table_calls(self) -> int:
@@ -96,6 +97,9 @@ class TimedSubjectKeys:
 
     def open(self, binding: Binding, sealed: SealedPersonal) -> Personal:
         return self.timer.timed(lambda: self.inner.open(binding, sealed))
+
+    def prefetch(self, wanted: Iterable[tuple[str, SealedPersonal]]) -> int:
+        return self.timer.timed(lambda: self.inner.prefetch(wanted))
 
 
 def key_store_calls(codec: object) -> int:

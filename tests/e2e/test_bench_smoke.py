@@ -97,9 +97,11 @@ def test_bench_writes_results_json_markdown_and_png(local_stack: LocalStack, tmp
         for suite in ("fields", "v2")
     }
     for path in ("owner_pipeline", "consumer", "consumer_worker"):
-        assert fields[(path, "fields")]["key_store_per_10k"] > 0 and fields[(path, "fields")]["ratio"] > 0
-        assert fields[(path, "fields")]["subjects_per_run"] > 0
+        assert fields[(path, "fields")]["ratio"] > 0 and fields[(path, "fields")]["subjects_per_run"] > 0
         assert fields[(path, "v2")]["key_store_per_10k"] == 0
+    # (the consumer pipeline's look-ahead may load all of a tiny run's subjects during its warm-up)
+    for path in ("owner_pipeline", "consumer_worker"):
+        assert fields[(path, "fields")]["key_store_per_10k"] > 0
     assert "## Field-level encryption (crypto-shredding)" in markdown
     assert "### Field-level encryption (crypto-shredding), 1 KB" in readme
 

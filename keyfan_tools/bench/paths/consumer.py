@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -24,6 +25,7 @@ from keyfan.consumer import (
     State,
     record_pipeline,
 )
+from keyfan.consumer.app import LOOKAHEAD_RECORDS
 from keyfan.envelope import RecordMetadata
 from keyfan.models import DepartmentEvent
 from keyfan.plugins import handler_for
@@ -146,6 +148,10 @@ def _raw(message: ConsumerRecord[bytes, bytes]) -> RawRecord:
     )
 
 
+def _waiting(fetched: Sequence[ConsumerRecord[bytes, bytes]], start: int) -> list[RawRecord]:
+    return [_raw(m) for m in fetched[start : start + LOOKAHEAD_RECORDS]]
+
+
 def _key_and_headers_bytes(message: ConsumerRecord[bytes, bytes]) -> int:
     """What a record takes on the topic besides its value."""
     return len(message.key or b"") + sum(len(k) + len(v) for k, v in message.headers)
@@ -188,19 +194,21 @@ async def run_consumer_path(
             batches = await consumer.getmany(timeout_ms=200)
             if not batches and time.monotonic() > deadline:
                 raise BenchError(f"stalled: consumer processed {processed}/{expected} of {topic}")
-            for messages in batches.values():
-                for message in messages:
-                    if processed == warmup:
-                        warm_calls, warm_key_calls = kms_calls(decryptor), key_store_calls(decryptor)
-                        reset_timers(decryptor)
-                        hooks.start()
-                        started = time.time()
-                    await built.pipeline.process(_raw(message))
-                    if processed >= warmup:
-                        value = len(message.value or b"")
-                        value_bytes += value
-                        record_bytes += value + _key_and_headers_bytes(message)
-                    processed += 1
+            fetched = [m for messages in batches.values() for m in messages]
+            for index, message in enumerate(fetched):
+                # what the service's agent gives its pipeline: the records fetched behind this one
+                built.pipeline.lookahead = partial(_waiting, fetched, index + 1)
+                if processed == warmup:
+                    warm_calls, warm_key_calls = kms_calls(decryptor), key_store_calls(decryptor)
+                    reset_timers(decryptor)
+                    hooks.start()
+                    started = time.time()
+                await built.pipeline.process(_raw(message))
+                if processed >= warmup:
+                    value = len(message.value or b"")
+                    value_bytes += value
+                    record_bytes += value + _key_and_headers_bytes(message)
+                processed += 1
             if batches:
                 deadline = time.monotonic() + stall
         seconds = time.time() - started
