@@ -4,7 +4,8 @@ The owner seals each event's personal fields under its subject's key (``seal``: 
 table), a consumer opens them (``open``: found or not). Both keep keys for at most ``max_age_seconds`` (the
 forget bound: after a ``keyfan forget``, no process uses the subject's key past this age) and at most
 ``max_entries`` subjects (least recently used go first). As with data keys, each side has a never-blocking
-``*_cached`` call and one that may block on the table or KMS, for a thread.
+``*_cached`` call and one that may block on the table or KMS, for a thread. A consumer that misses also
+``prefetch``-es the subjects of the records waiting behind the current one, 100 per table call.
 
 What a consumer gets for a record's personal fields (``Personal``):
 
@@ -20,6 +21,7 @@ as ``TamperedMessage``.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -40,6 +42,8 @@ from keyfan.exceptions import AccessDenied, ConfigError, CorruptMessage, KeyfanE
 from keyfan.models import DepartmentEvent
 from keyfan.personal_data import SHREDDED, WITHHELD, Split, merge, split
 from keyfan.settings import SubjectKeySettings
+
+log = logging.getLogger("keyfan.crypto")
 
 DEFAULT_MAX_AGE_SECONDS = 30.0
 DEFAULT_MAX_ENTRIES = 100_000
@@ -159,9 +163,13 @@ class SubjectKeys:
         if entry is None or not _settled(entry, sealed):
             try:
                 raw = self.store.key_of_pseudonym(department, who)
-            except AccessDenied:
+            except AccessDenied as exc:
                 with self._lock:
                     self._denied[department] = self._clock()
+                log.warning(
+                    "subject keys withheld",  # once per department and cache age: metadata only
+                    extra={"department": department, "error": str(exc), "for_seconds": self._max_age},
+                )
                 return Personal(Access.WITHHELD)
             return _opened(self._learn(department, who, raw, [sealed], entry), binding, sealed)
         return _opened(entry[0], binding, sealed)

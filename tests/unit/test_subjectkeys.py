@@ -7,6 +7,7 @@ Over in-memory fakes of DynamoDB and KMS (``tests.factories``); the real clients
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import pytest
@@ -177,11 +178,17 @@ def test_forget_leaves_other_subjects_alone(w: World) -> None:
     assert [reader.open(b, s).access for b, s in sealed] == [Access.SHREDDED] + [Access.OPEN] * 3
 
 
-def test_table_access_denied_is_withheld_remembered_for_the_age_then_asked_again(w: World) -> None:
+def test_table_access_denied_is_withheld_remembered_for_the_age_then_asked_again(
+    w: World, caplog: pytest.LogCaptureFixture
+) -> None:
     sealed = [w.seal(event) for event in SALES[:3]]
     finance = w.seal(FINANCE[0])
     w.table.denied = True
-    assert w.reader.open(*sealed[0]) == Personal(Access.WITHHELD)
+    with caplog.at_level(logging.WARNING, logger="keyfan.crypto"):
+        assert w.reader.open(*sealed[0]) == Personal(Access.WITHHELD)
+    # surfaced once, metadata only
+    (line,) = [r for r in caplog.records if r.getMessage() == "subject keys withheld"]
+    assert line.department == "sales" and "AccessDenied" in line.error  # type: ignore[attr-defined]
     calls = w.table.calls["GetItem"]
     # remembered for the department: no further table call, blocking or not, whatever the subject
     assert w.reader.open(*sealed[1]) == Personal(Access.WITHHELD)
