@@ -14,8 +14,9 @@ FIELDS_INTRO = (
     "rest under the department key, as the services do; `v2` uses the department key only. Ratio: to the "
     "plaintext twin of the same run; `fields / v2` and `fields - v2`: what the field-level step adds. Calls "
     "per 10,000 records of the measured window (a worker: its whole drain). A subject new to a process costs "
-    "the owner a GetItem and a PutItem (more when two threads race on it), a consumer one GetItem, then "
-    "nothing for the cache age (30 s); a wrapping key, one KMS Decrypt per department and cache age. The "
+    "the owner a GetItem and a PutItem (more when two threads race on it), then nothing for the cache age "
+    "(30 s); a consumer that misses loads the subjects of the records waiting behind it too, 100 per "
+    "BatchGetItem; a wrapping key, one KMS Decrypt per department and cache age. The "
     "generator draws a batch's customers and accounts from a pool a quarter of its size, so most subjects "
     "are new to each measurement ('Subjects / records'). moto answers a table call in about 5 ms, one at a time."
 )
