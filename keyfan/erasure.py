@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from keyfan.crypto.subjectkeys import SubjectKeys
 from keyfan.departments import DepartmentRegistry
 from keyfan.exceptions import ConfigError, PublishFailed
-from keyfan.masking import mask_tail
+from keyfan.masking import mask_id
 
 ERASURE_SCHEMA_VERSION = 1
 
@@ -73,7 +73,7 @@ def forget_subject(
         time=now,
         department=department,
         subject=pseudonym,
-        subject_hint=mask_tail(subject),
+        subject_hint=mask_id(subject),
         principal=principal,
         key_deleted=deleted,
         unreadable_by=now + timedelta(seconds=cache_bound_seconds),

@@ -31,6 +31,12 @@ def mask_tail(value: str, keep: int = 4, *, group: int = 4, sep: str = "-") -> s
 
 
 @_markers_as_they_are
+def mask_id(identifier: str) -> str:
+    """``C-00310310`` -> ``*****0310``: an id's last four characters, for matching a request to a record."""
+    return mask_tail(identifier, 4, group=64, sep="")
+
+
+@_markers_as_they_are
 def mask_card(number: str) -> str:
     return mask_tail(number)
 

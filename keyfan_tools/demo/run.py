@@ -28,7 +28,7 @@ from keyfan.departments import DepartmentRegistry
 from keyfan.envelope import RecordMetadata, check_context, open_body
 from keyfan.exceptions import AccessDenied, KeyfanError
 from keyfan.logs import configure_logging
-from keyfan.masking import mask_tail
+from keyfan.masking import mask_id
 from keyfan.personal_data import SHREDDED, subject_of
 from keyfan.settings import ConsumerSettings
 from keyfan_tools.demo.report import ConsumerCounts, DemoReport, Sample, account, settled
@@ -134,12 +134,13 @@ async def _first_record(bootstrap: str, topic: str, partitions: tuple[int, ...])
 
 
 def _sample(
-    stack: LocalStack, registry: DepartmentRegistry, department: str
+    stack: LocalStack, registry: DepartmentRegistry, department: str, partition: int | None = None
 ) -> tuple[Sample, str | None] | None:
-    """Read one of ``department``'s records and let every department try to decrypt it; also the record's
-    subject (for the erasure step; never rendered)."""
+    """Read one of ``department``'s records (the first of ``partition``, if given) and let every department
+    try to decrypt it; also the record's subject (for the erasure step; never rendered)."""
     topic = stack.topics.events
-    record = asyncio.run(_first_record(stack.bootstrap_servers, topic, registry.get(department).partitions))
+    partitions = registry.get(department).partitions if partition is None else (partition,)
+    record = asyncio.run(_first_record(stack.bootstrap_servers, topic, partitions))
     if record is None:
         return None
     metadata = RecordMetadata.from_headers(record.headers)
@@ -212,9 +213,11 @@ def _sample_and_erasure(stack: LocalStack, registry: DepartmentRegistry, departm
     if subject is None:  # a department without personal fields: nothing to erase
         return sample
     _forget(stack, department, subject)
-    again = _sample(stack, registry, department)
-    after = again[0].owner_view if again else {}
-    return sample.model_copy(update={"forgotten": mask_tail(subject), "after_forget": after})
+    again = _sample(stack, registry, department, sample.partition)  # the same record: its partition's first
+    if again is None or (again[0].partition, again[0].offset) != (sample.partition, sample.offset):
+        raise KeyfanError("the sample record could not be read again after the forget")
+    after = again[0].owner_view
+    return sample.model_copy(update={"forgotten": mask_id(subject), "after_forget": after})
 
 
 def run_demo(

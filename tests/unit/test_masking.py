@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keyfan.masking import mask_card, mask_email, mask_iban, mask_name, mask_phone
+from keyfan.masking import mask_card, mask_email, mask_iban, mask_id, mask_name, mask_phone
 
 
 def test_masks_keep_only_a_hint() -> None:
@@ -17,3 +17,9 @@ def test_short_values_are_fully_hidden() -> None:
     assert mask_card("123") == "***"
     assert mask_phone("12") == "***"
     assert mask_email("nobody") == "***"
+
+
+def test_an_id_keeps_its_last_four_characters_only() -> None:
+    assert mask_id("C-00310310") == "*****0310"
+    assert mask_id("abc") == "***"
+    assert mask_id("[shredded]") == "[shredded]"
