@@ -25,7 +25,7 @@ from keyfan.consumer import (
     State,
     record_pipeline,
 )
-from keyfan.consumer.app import LOOKAHEAD_RECORDS
+from keyfan.consumer.app import LOOKAHEAD_RECORDS, raw_record
 from keyfan.envelope import RecordMetadata
 from keyfan.models import DepartmentEvent
 from keyfan.plugins import handler_for
@@ -137,19 +137,8 @@ class ConsumerRun(PathRun):
     processed: int  # warm-up included: what ``outcomes`` counts
 
 
-def _raw(message: ConsumerRecord[bytes, bytes]) -> RawRecord:
-    return RawRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=list(message.headers),
-    )
-
-
 def _waiting(fetched: Sequence[ConsumerRecord[bytes, bytes]], start: int) -> list[RawRecord]:
-    return [_raw(m) for m in fetched[start : start + LOOKAHEAD_RECORDS]]
+    return [raw_record(m) for m in fetched[start : start + LOOKAHEAD_RECORDS]]
 
 
 def _key_and_headers_bytes(message: ConsumerRecord[bytes, bytes]) -> int:
@@ -203,7 +192,7 @@ async def run_consumer_path(
                     reset_timers(decryptor)
                     hooks.start()
                     started = time.time()
-                await built.pipeline.process(_raw(message))
+                await built.pipeline.process(raw_record(message))
                 if processed >= warmup:
                     value = len(message.value or b"")
                     value_bytes += value
