@@ -108,6 +108,18 @@ class Harness:
             plaintext=seal(event, data=part.rest, personal=sealed),
         )
 
+    def payloads_seen(self) -> list[dict[str, Any]]:
+        """What the handler is given from now on, payload by payload (a spy around its ``apply``)."""
+        seen: list[dict[str, Any]] = []
+        apply = self.pipeline.handler.apply
+
+        def spy(state: Any, metadata: Any, data: Any) -> Any:
+            seen.append(dict(data))
+            return apply(state, metadata, data)
+
+        self.pipeline.handler.apply = spy  # type: ignore[method-assign]
+        return seen
+
     async def feed(self, event: DepartmentEvent, **kwargs: Any) -> Any:
         return await self.pipeline.process(self.record(event, **kwargs))
 
@@ -144,14 +156,7 @@ async def test_open_personal_fields_reach_the_handler_and_the_record_is_ok(depar
 
 async def test_open_fields_are_the_exact_payload_the_handler_sees() -> None:
     h = Harness()
-    seen: list[dict[str, Any]] = []
-    apply = h.pipeline.handler.apply
-
-    def spy(state: Any, metadata: Any, data: Any) -> Any:
-        seen.append(dict(data))
-        return apply(state, metadata, data)
-
-    h.pipeline.handler.apply = spy  # type: ignore[method-assign]
+    seen = h.payloads_seen()
     await h.feed(SALES[0])
     assert seen == [SALES[0].model_dump(mode="json")["data"]]
 
@@ -287,14 +292,7 @@ async def test_finance_markers_pass_the_payment_contract(shred: bool, reason: st
     record = h.record(event)
     if shred:
         forget(h, event)
-    seen: list[dict[str, Any]] = []
-    apply = h.pipeline.handler.apply
-
-    def spy(state: Any, metadata: Any, data: Any) -> Any:
-        seen.append(dict(data))
-        return apply(state, metadata, data)
-
-    h.pipeline.handler.apply = spy  # type: ignore[method-assign]
+    seen = h.payloads_seen()
     verdict = await h.pipeline.process(record)
     assert (verdict.outcome, verdict.reason) == (Outcome.DECRYPTED, reason)
     assert (seen[0]["card_number"], seen[0]["iban"]) == (marker, marker)
